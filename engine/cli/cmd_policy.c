@@ -1,0 +1,12 @@
+/* Placeholder until the owning issue lands. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int idm_cmd_policy(int argc, char **argv) {
+  if (idm_cli_wants_help(argc, argv)) {
+    printf("usage: idmint policy ...\n\nNot implemented yet.\n");
+    return IDM_EXIT_OK;
+  }
+  return idm_cli_err("policy: not implemented yet");
+}

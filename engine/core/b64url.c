@@ -1,0 +1,102 @@
+/* Strict base64url. Decoding uses a 256-entry table; 0xff marks a byte outside the
+ * alphabet. The final group is checked for zero trailing bits so that every byte string
+ * has exactly one accepted encoding (otherwise "AB" and "AC" would decode alike). */
+#include "core/b64url.h"
+
+static const char enc_tab[64] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static const uint8_t dec_tab[256] = {
+#define I 0xff
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0x00 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0x10 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  62, I,  I,  /* 0x20 '-' */
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, I,  I,  I,  I,  I,  I,  /* 0x30 '0'-'9' */
+    I,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, /* 0x40 'A'- */
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, I,  I,  I,  I,  63, /* 0x50 '_' */
+    I,  26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, /* 0x60 'a'- */
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, I,  I,  I,  I,  I,  /* 0x70 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0x80 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0x90 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0xa0 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0xb0 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0xc0 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0xd0 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0xe0 */
+    I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  I,  /* 0xf0 */
+#undef I
+};
+_Static_assert(sizeof dec_tab == 256, "decode table covers every byte");
+
+size_t idm_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t in_len) {
+  size_t need = idm_b64url_encoded_len(in_len);
+  if (need > out_cap)
+    return 0;
+  size_t i = 0, o = 0;
+  for (; i + 3 <= in_len; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    out[o++] = enc_tab[v >> 18];
+    out[o++] = enc_tab[(v >> 12) & 63];
+    out[o++] = enc_tab[(v >> 6) & 63];
+    out[o++] = enc_tab[v & 63];
+  }
+  if (in_len - i == 1) {
+    uint32_t v = (uint32_t)in[i] << 16;
+    out[o++] = enc_tab[v >> 18];
+    out[o++] = enc_tab[(v >> 12) & 63];
+  } else if (in_len - i == 2) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+    out[o++] = enc_tab[v >> 18];
+    out[o++] = enc_tab[(v >> 12) & 63];
+    out[o++] = enc_tab[(v >> 6) & 63];
+  }
+  return o;
+}
+
+idm_err_t idm_b64url_decode(uint8_t *out, size_t out_cap, size_t *out_len, const char *in,
+                            size_t in_len, idm_why_t *why) {
+  const uint8_t *s = (const uint8_t *)in;
+  size_t rem = in_len % 4;
+  if (rem == 1)
+    return idm_fail(why, IDM_ERR_B64, "base64url length %zu is impossible (1 mod 4)", in_len);
+  size_t need = (in_len / 4) * 3 + (rem ? rem - 1 : 0);
+  if (need > out_cap)
+    return idm_fail(why, IDM_ERR_NOSPACE, "base64url decodes to %zu bytes, room for %zu", need,
+                    out_cap);
+  size_t i = 0, o = 0;
+  for (; i + 4 <= in_len; i += 4) {
+    uint8_t a = dec_tab[s[i]], b = dec_tab[s[i + 1]], c = dec_tab[s[i + 2]], d = dec_tab[s[i + 3]];
+    if ((a | b | c | d) == 0xff)
+      goto bad_char;
+    uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+    out[o++] = (uint8_t)(v >> 16);
+    out[o++] = (uint8_t)(v >> 8);
+    out[o++] = (uint8_t)v;
+  }
+  if (rem) {
+    uint8_t a = dec_tab[s[i]], b = dec_tab[s[i + 1]], c = rem == 3 ? dec_tab[s[i + 2]] : 0;
+    if ((a | b | c) == 0xff)
+      goto bad_char;
+    if (rem == 2) {
+      if (b & 0x0f)
+        return idm_fail(why, IDM_ERR_B64, "base64url has non-zero trailing bits at offset %zu",
+                        i + 1);
+      out[o++] = (uint8_t)(a << 2 | b >> 4);
+    } else {
+      if (c & 0x03)
+        return idm_fail(why, IDM_ERR_B64, "base64url has non-zero trailing bits at offset %zu",
+                        i + 2);
+      out[o++] = (uint8_t)(a << 2 | b >> 4);
+      out[o++] = (uint8_t)(b << 4 | c >> 2);
+    }
+  }
+  *out_len = o;
+  return IDM_OK;
+
+bad_char:
+  for (size_t j = i; j < in_len; j++)
+    if (dec_tab[s[j]] == 0xff)
+      return idm_fail(why, IDM_ERR_B64, "invalid base64url character 0x%02x at offset %zu", s[j],
+                      j);
+  return idm_fail(why, IDM_ERR_B64, "invalid base64url");
+}

@@ -1,0 +1,102 @@
+/* JOSE building blocks shared by our verifier and the attestation providers:
+ * JWK / JWK Set parsing (RFC 7517), RFC 7638 thumbprints, and compact JWS parsing and
+ * signature verification (RFC 7515) for RS256/384/512, PS256/384/512, ES256/384 and
+ * EdDSA (Ed25519). `none` and every HMAC algorithm are always refused.
+ *
+ * CONTRACT (owned by the crypto area; consumers: attest, jwt, batch verifier):
+ *  - A key's `kty`/`crv` decide which algorithms it may verify; a token whose `alg` does
+ *    not fit the key is refused (IDM_ERR_JWS_ALG_MISMATCH), which closes algorithm
+ *    confusion (HS256 with an RSA public key as the secret, RS256 against an EC key...).
+ *  - Parsing is strict: exactly three base64url segments, canonical encodings, header and
+ *    payload are JSON objects without duplicate keys, size bounded by IDM_JWT_MAX_BYTES.
+ *  - Every rejection returns its own error code and a reason in *why.
+ */
+#ifndef IDM_CRYPTO_JOSE_H
+#define IDM_CRYPTO_JOSE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum idm_jws_alg {
+  IDM_JWS_UNKNOWN = 0,
+  IDM_JWS_NONE,                 /* always refused */
+  IDM_JWS_HS256, IDM_JWS_HS384, IDM_JWS_HS512, /* always refused */
+  IDM_JWS_RS256, IDM_JWS_RS384, IDM_JWS_RS512,
+  IDM_JWS_PS256, IDM_JWS_PS384, IDM_JWS_PS512,
+  IDM_JWS_ES256, IDM_JWS_ES384,
+  IDM_JWS_EDDSA,
+  IDM_JWS_EDDSA_MTB1,           /* idmint batch profile (EdDSA-MTB1), see docs/TOKENS.md */
+  IDM_JWS__COUNT
+} idm_jws_alg_t;
+
+/* "RS256" etc.; IDM_JWS_UNKNOWN for anything else. */
+idm_jws_alg_t idm_jws_alg_from_name(const char *name, size_t len);
+const char *idm_jws_alg_name(idm_jws_alg_t alg);
+
+typedef struct idm_jwk idm_jwk_t;     /* one public key (opaque) */
+typedef struct idm_jwks idm_jwks_t;   /* a key set (opaque, immutable after parse) */
+
+/* Parses a JWK Set ({"keys": [...]}); SPIFFE bundle members (use "jwt-svid",
+ * spiffe_sequence, spiffe_refresh_hint) are accepted. Keys with unsupported kty or
+ * use "x509-svid" are skipped, not fatal; a set with no usable key is an error.
+ * Returns NULL with a reason on failure. Allocates (start-up / reload path). */
+idm_jwks_t *idm_jwks_parse(const char *json, size_t len, idm_why_t *why);
+idm_jwks_t *idm_jwks_load(const char *path, idm_why_t *why);
+void idm_jwks_free(idm_jwks_t *set); /* NULL is a no-op */
+
+size_t idm_jwks_count(const idm_jwks_t *set);
+const idm_jwk_t *idm_jwks_at(const idm_jwks_t *set, size_t i);
+/* The key with this kid, or NULL. */
+const idm_jwk_t *idm_jwks_find(const idm_jwks_t *set, const char *kid, size_t kid_len);
+
+/* The key's kid as given in the set (may be empty), and its RFC 7638 thumbprint
+ * (base64url SHA-256, 43 chars). */
+const char *idm_jwk_kid(const idm_jwk_t *key);
+const char *idm_jwk_thumbprint(const idm_jwk_t *key);
+/* True if this key may verify alg (kty/crv fit, and the JWK's own "alg", if any, equals). */
+bool idm_jwk_allows(const idm_jwk_t *key, idm_jws_alg_t alg);
+
+/* A parsed compact JWS. Every pointer is into the token itself or into the arena given to
+ * idm_jws_parse, valid until that arena is reset and while the token's bytes live. */
+typedef struct idm_jws {
+  idm_jws_alg_t alg;
+  const char *alg_name;         /* as written in the header */
+  const char *kid;              /* NULL if absent */
+  size_t kid_len;
+  const char *typ;              /* NULL if absent */
+  const char *signing_input;    /* "b64(header).b64(payload)" inside the token */
+  size_t signing_input_len;
+  const uint8_t *payload;       /* decoded payload bytes (JSON) */
+  size_t payload_len;
+  const uint8_t *sig;           /* decoded signature (JOSE form: raw r||s for ECDSA) */
+  size_t sig_len;
+  json_t *header;               /* parsed header object */
+  json_t *claims;               /* parsed payload object */
+} idm_jws_t;
+
+/* Splits, decodes and parses tok. Scratch memory and the JSON trees come from arena
+ * (through idm_json_use_arena), so no malloc happens when an arena is given. */
+idm_err_t idm_jws_parse(idm_jws_t *out, idm_arena_t *arena, const char *tok, size_t len,
+                        idm_why_t *why);
+
+/* Verifies the signature of a parsed JWS with key: refuses none/HS*, refuses an alg the
+ * key does not allow, then checks the signature. */
+idm_err_t idm_jws_verify(const idm_jws_t *jws, const idm_jwk_t *key, idm_why_t *why);
+
+/* Finds the key by the JWS's kid in set (or, when the token has no kid and the set has
+ * exactly one key that allows the alg, that key) and verifies. */
+idm_err_t idm_jws_verify_set(const idm_jws_t *jws, const idm_jwks_t *set, idm_why_t *why);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
