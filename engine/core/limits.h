@@ -60,7 +60,7 @@
  * for the connection when it is full (back-pressure); the rest waits for the send. */
 #define IDM_NET_CONN_OUT_BYTES (64 * 1024)
 /* Largest response body a handler may produce (metrics, JWKS, discovery, token). */
-#define IDM_NET_RESP_BODY_MAX_BYTES (48 * 1024)
+#define IDM_NET_RESP_BODY_MAX_BYTES (32 * 1024)
 /* HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
 #define IDM_NET_H2_STREAMS_MAX 128
 /* Bytes the HTTP/2 layer (nghttp2 state, stream bodies, queued responses) of one
@@ -109,7 +109,9 @@
 
 _Static_assert(IDM_NET_CONN_IN_BYTES >= IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_MAX_BYTES,
                "a connection must buffer one whole request");
-_Static_assert(IDM_NET_CONN_OUT_BYTES >= IDM_NET_RESP_BODY_MAX_BYTES + 4096,
+/* Room one HTTP/1.1 response may need: head, two token headers, largest body. */
+#define IDM_NET_H1_RESP_MAX_BYTES (IDM_NET_RESP_BODY_MAX_BYTES + 2 * 4096 + 2048)
+_Static_assert(IDM_NET_CONN_OUT_BYTES >= IDM_NET_H1_RESP_MAX_BYTES + 4096,
                "one largest response must fit the output buffer");
 _Static_assert((IDM_NET_RECV_BUFS & (IDM_NET_RECV_BUFS - 1)) == 0, "buffer ring size");
 

@@ -95,7 +95,6 @@ static void *h2_calloc(size_t n, size_t sz, void *ud) {
   return p;
 }
 static void *h2_realloc(void *p, size_t n, void *ud) {
-  idm_h2_t *h = ud;
   if (!p)
     return h2_malloc(n, ud);
   if (n == 0) {
@@ -408,8 +407,8 @@ idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *
   if (!s || s->responded)
     return IDM_ERR_NOT_FOUND;
   is_head = is_head || s->is_head;
-  char status[4], clen[24], retry[16];
-  snprintf(status, sizeof status, "%03d", resp->status % 1000);
+  char status[8], clen[24], retry[16];
+  snprintf(status, sizeof status, "%03d", (resp->status % 1000 + 1000) % 1000);
   snprintf(clen, sizeof clen, "%zu", resp->body_len);
   nghttp2_nv nv[10];
   size_t n = 0;

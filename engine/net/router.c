@@ -1,6 +1,7 @@
 /* Routing by exact path, then method. The token-issuing endpoints live in exchange.c;
  * the fixed documents (discovery, JWKS) are served from the snapshot without copying.
  * Each response's outcome and latency are counted here, once, for every protocol. */
+#define _GNU_SOURCE
 #include "net/router.h"
 
 #include <string.h>

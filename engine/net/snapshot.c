@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attest/attest.h"
 #include "core/jsonw.h"
 
 char *idm_discovery_json(const char *issuer, size_t *len) {
@@ -71,6 +72,7 @@ char *idm_discovery_json(const char *issuer, size_t *len) {
 void idm_snapshot_free(idm_snapshot_t *s) {
   if (!s)
     return;
+  idm_attest_free(s->attest);
   idm_jwks_free(s->own_jwks);
   idm_keyring_free(s->keys);
   pol_config_free(s->cfg);
@@ -122,6 +124,12 @@ idm_snapshot_t *idm_snapshot_load(const char *config_path, const idm_clock_t *cl
   s->jwks_json = idm_keyring_jwks_json(s->keys, &s->jwks_len);
   s->own_jwks = idm_jwks_parse(s->jwks_json, s->jwks_len, why);
   if (!s->own_jwks) {
+    *err = IDM_ERR_CONFIG;
+    idm_snapshot_free(s);
+    return NULL;
+  }
+  s->attest = idm_attest_new(s->cfg, why);
+  if (!s->attest) {
     *err = IDM_ERR_CONFIG;
     idm_snapshot_free(s);
     return NULL;
