@@ -16,6 +16,24 @@
 #define IDM_JWT_MAX_BYTES (16 * 1024)
 /* Largest key or JWKS file read from disk. */
 #define IDM_KEYFILE_MAX_BYTES (64 * 1024)
+/* Largest decoded JWS header. Bounds the JSON parse of a header before any key is
+ * consulted; real headers (alg, typ, kid) are under 200 bytes. */
+#define IDM_JWS_HEADER_MAX_BYTES 4096
+/* Most keys kept from one JWK Set, and the longest kid: bound memory and lookup time for
+ * a hostile or corrupt set (real k8s/OIDC sets hold 1-4 keys). */
+#define IDM_JWKS_KEYS_MAX 64
+#define IDM_JWK_KID_MAX_BYTES 256
+/* RSA moduli outside this range are refused: under 2048 bits is forgeable in practice,
+ * over 8192 bits makes each verification a CPU-exhaustion vector. */
+#define IDM_RSA_MODULUS_MIN_BITS 2048
+#define IDM_RSA_MODULUS_MAX_BITS 8192
+/* Clock-skew allowance on exp/nbf/iat: larger requested values are clamped to this. */
+#define IDM_JWT_LEEWAY_MAX_S 300
+/* Default upper bound on the lifetime of a token we sign; a retired key stays published
+ * for this long after retirement (plus leeway), so every token it signed can be verified. */
+#define IDM_KEYS_MAX_TOKEN_TTL_S (24 * 3600)
+/* Most key files in one key directory. */
+#define IDM_KEYDIR_FILES_MAX 256
 
 /* ---- attest ---------------------------------------------------------------------- */
 /* Trust blocks one idm_attest_t serves; bounds the issuer scan when `iss` chooses. */
@@ -46,5 +64,30 @@
 /* ---- net ------------------------------------------------------------------------- */
 
 /* ---- batch ----------------------------------------------------------------------- */
+/* Most entries (credentials + denials) one batch holds. Bounds the Merkle path in every
+ * batch token (log2 of it), the per-thread batcher memory and one audit line. A server
+ * configures a smaller maximum (default IDM_BATCH_ITEMS_DEFAULT). */
+#define IDM_BATCH_ITEMS_MAX 4096
+#define IDM_BATCH_ITEMS_DEFAULT 256
+/* Sealed batches per thread whose audit record is still being written. When every slot
+ * waits, idm_batch_add sheds load (IDM_ERR_BATCH_BUSY) instead of queueing without end. */
+#define IDM_BATCH_INFLIGHT_MAX 8
+/* Longest Merkle inclusion path a proof may carry: a tree of 2^32 leaves. Real paths are
+ * at most ceil(log2(IDM_BATCH_ITEMS_MAX)) = 12 long; parsers refuse longer ones. */
+#define IDM_MERKLE_PATH_MAX 32
+/* Bytes of one audit entry (subject, trust, target, audience, scope, jti, rules, reason
+ * escaped); an entry that does not fit is recorded truncated with "trunc":true. */
+#define IDM_AUDIT_ENTRY_MAX_BYTES 3072
+/* Bytes of an audit line outside its entries (sequence, kid, root, signature, chain). */
+#define IDM_AUDIT_HEAD_MAX_BYTES 1024
+/* Longest audit line the verifier reads: a full batch of full entries. Bounds memory
+ * when reading a hostile log. */
+#define IDM_AUDIT_LINE_MAX_BYTES (IDM_BATCH_ITEMS_MAX * IDM_AUDIT_ENTRY_MAX_BYTES + IDM_AUDIT_HEAD_MAX_BYTES)
+/* How far out of file order batch sequences may appear (threads seal concurrently and
+ * reserve sequences before they chain their lines). Bounds the verifier's window. */
+#define IDM_AUDIT_REORDER_MAX 65536
+/* Verified batch signatures a verifier remembers, so that it checks each batch's
+ * signature once. */
+#define IDM_VERIFY_CACHE_ENTRIES 1024
 
 #endif

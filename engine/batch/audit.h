@@ -1,0 +1,159 @@
+/* The audit transparency log (DESIGN.md "Audit"): one JSON line per sealed batch, chained
+ * by the hash of the previous line, shared by every thread of a process; its writer's
+ * bookkeeping (written / fsynced watermarks, fail-closed state); and its verifier.
+ *
+ * LINE FORMAT (docs/TOKENS.md "Audit log" gives every field):
+ *   {"v":1,"seq":S,"time":T,"kid":KID,"iss":ISS,"size":N,"root":B64,"sig":B64,
+ *    "entries":[ENTRY,...],"prev":B64}\n
+ * where root/sig are those of the batch message of batch/btoken.h, "prev" is the
+ * base64url SHA-256 of the previous line's bytes (its '\n' excluded; 32 zero bytes for
+ * the first line), and each ENTRY is one decision:
+ *   {"d":"allow","i":LEAF_INDEX,"leaf":B64,"alg":..,"kid":..,"sub":..,"trust":..,
+ *    "target":..,"aud":..,"scope":..,"ttl":..,"iat":..,"jti":..,"policy":..,"rules":[..]}
+ *   {"d":"deny","sub":..,"trust":..,"target":..,"scope":..,"rules":[..],"reason":..}
+ * "prev" is written last so that a thread hashes its whole line before it takes the
+ * log's lock, and only the final 45 bytes are hashed inside it.
+ *
+ * CONCURRENCY (one log, many threads, each with its own batcher and ring):
+ *  - Sequence numbers come from one atomic counter (idm_audit_seq_reserve), taken before
+ *    the batch is signed; sequences are unique but may appear out of file order by up to
+ *    the number of concurrently sealing threads (the verifier allows IDM_AUDIT_REORDER_MAX).
+ *  - idm_audit_chain is the only critical section, once per batch: it links the line to
+ *    the previous one and assigns the line its file offset. File order = chain order, even
+ *    when threads' writes complete out of order, because every write is positional.
+ *  - A record is "released" (its responses may be sent) when every byte before its end
+ *    has been written (policy none/interval) or written and fsynced (policy batch). So a
+ *    client never holds a credential whose line could be lost behind an unwritten hole.
+ *  - Any failed or short-and-abandoned write, or failed fsync, flips the log into the
+ *    failed state for good (fail closed): every batcher refuses new items with
+ *    IDM_ERR_AUDIT_FAILED and /readyz reports idm_audit_failed's reason.
+ *
+ * ASYNCHRONOUS USE (the server, through its own io_uring ring):
+ *    seal → submit write(fd, record, len, offset) → on CQE idm_audit_written(log, off, res)
+ *    → policy batch: submit fdatasync → on CQE idm_audit_synced(log, upto, res)
+ *    → policy interval: each loop turn, if idm_audit_fsync_due(...) submit fdatasync
+ *    → idm_batch_complete() releases the batches whose end <= idm_audit_released_upto.
+ * SYNCHRONOUS USE (CLI, tests, benchmarks): idm_audit_write_sync does pwrite (+ fdatasync
+ * for policy batch) and the same bookkeeping. */
+#ifndef IDM_BATCH_AUDIT_H
+#define IDM_BATCH_AUDIT_H
+
+#include <openssl/sha.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch/merkle.h"
+#include "core/error.h"
+#include "crypto/jose.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum idm_audit_fsync {
+  IDM_AUDIT_FSYNC_NONE = 0,  /* never fsync; release once written to the page cache */
+  IDM_AUDIT_FSYNC_BATCH,     /* fdatasync after each record; release once durable */
+  IDM_AUDIT_FSYNC_INTERVAL,  /* fdatasync every interval_ms; release once written */
+} idm_audit_fsync_t;
+
+typedef struct idm_audit_opts {
+  idm_audit_fsync_t fsync;
+  int64_t fsync_interval_ms;  /* IDM_AUDIT_FSYNC_INTERVAL only; > 0 */
+} idm_audit_opts_t;
+
+typedef struct idm_audit_log idm_audit_log_t; /* opaque; thread-safe */
+
+/* Opens (creating 0600 if missing) the log at path for appending. An existing log is
+ * scanned: every complete line must be well formed and chained to the one before (else
+ * the open fails naming the line, so a tampered log is never extended); a torn tail
+ * (an unterminated last line or a zero-filled region left by a crash) is cut off, which
+ * is safe because no response was released for it. The chain and the sequence continue
+ * from the last good line. Start-up path: allocates and reads the whole file. */
+idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
+                                idm_why_t *why);
+void idm_audit_close(idm_audit_log_t *log); /* NULL is a no-op; does not fsync */
+
+/* The file descriptor for the server's positional writes (owned by the log). */
+int idm_audit_fd(const idm_audit_log_t *log);
+const idm_audit_opts_t *idm_audit_options(const idm_audit_log_t *log);
+/* Bytes cut off as a torn tail by idm_audit_open (for the start-up log line). */
+uint64_t idm_audit_recovered_bytes(const idm_audit_log_t *log);
+
+/* Next batch sequence (atomic; unique for this log). */
+uint64_t idm_audit_seq_reserve(idm_audit_log_t *log);
+
+/* The one critical section per batch. `partial` is the SHA-256 state over the line's
+ * bytes up to and including `"prev":"`; the line ends with prev's 43 base64url
+ * characters, `"}` and '\n', and is line_len bytes in all. Under the log's lock this
+ * writes the previous line's hash into prev_b64 (43 chars, no NUL), finishes this line's
+ * hash, and reserves [*offset, *offset + line_len) of the file for it. */
+void idm_audit_chain(idm_audit_log_t *log, const SHA256_CTX *partial, char prev_b64[43],
+                     size_t line_len, uint64_t *offset);
+
+/* Write bookkeeping. idm_audit_written: the bytes [offset, offset + n) are on file; a
+ * negative n is -errno of a failed write (fails the log closed). A short write is
+ * reported with the bytes done and the caller writes the rest (or reports failure).
+ * idm_audit_synced: an fdatasync issued when the written watermark was `upto` finished
+ * with res (0 or -errno). */
+void idm_audit_written(idm_audit_log_t *log, uint64_t offset, int64_t n);
+void idm_audit_synced(idm_audit_log_t *log, uint64_t upto, int res);
+/* Records whose end offset is <= this may be released (see CONCURRENCY). Atomic read. */
+uint64_t idm_audit_released_upto(const idm_audit_log_t *log);
+/* IDM_AUDIT_FSYNC_INTERVAL: true when an fdatasync is due at mono time now_ns and none
+ * is in flight; the caller then issues it and reports idm_audit_synced(log, *upto, res).
+ * For the other policies: false (batch issues its own; none never does). */
+bool idm_audit_fsync_due(idm_audit_log_t *log, int64_t now_ns, uint64_t *upto);
+
+/* Fail closed: the first reason sticks. */
+void idm_audit_fail(idm_audit_log_t *log, const char *reason);
+/* True when the log has failed; the reason goes into *why (for /readyz). Atomic read. */
+bool idm_audit_failed(const idm_audit_log_t *log, idm_why_t *why);
+
+/* Synchronous write of one record at its offset (pwrite loop, then fdatasync for policy
+ * batch, then the bookkeeping above). IDM_ERR_AUDIT_FAILED with the reason on failure. */
+idm_err_t idm_audit_write_sync(idm_audit_log_t *log, const char *rec, size_t len,
+                               uint64_t offset, idm_why_t *why);
+
+/* ---- verification of a log ---------------------------------------------------------- */
+
+/* State of a verifier walking a log from its first line. Caller allocates; init/cleanup. */
+typedef struct idm_audit_verifier {
+  const idm_jwks_t *jwks;      /* borrowed; NULL checks the chain and trees but no signature */
+  uint64_t lines;              /* lines accepted so far */
+  uint64_t entries, allows, denies;
+  idm_hash_t prev;             /* hash of the last accepted line */
+  uint64_t seq_max;            /* highest sequence seen (valid when lines > 0) */
+  uint64_t *seq_seen;          /* bitmap window of IDM_AUDIT_REORDER_MAX bits below seq_max */
+  idm_hash_t *scratch;         /* Merkle scratch: idm_merkle_tree_nodes(IDM_BATCH_ITEMS_MAX) */
+  /* Optional: leaves to look for (credentials a client received), sorted by the caller
+   * with idm_audit_verifier_want; found[i] is set when leaf i is in a verified line. */
+  const idm_hash_t *want;
+  size_t want_n;
+  bool *found;
+} idm_audit_verifier_t;
+
+idm_err_t idm_audit_verifier_init(idm_audit_verifier_t *v, const idm_jwks_t *jwks);
+void idm_audit_verifier_cleanup(idm_audit_verifier_t *v);
+/* Sorts want[0..n) in place and makes the verifier mark each leaf it meets in found[]. */
+void idm_audit_verifier_want(idm_audit_verifier_t *v, idm_hash_t *want, bool *found, size_t n);
+
+/* Checks the next line (without its '\n'): JSON shape, "v", the chain ("prev"), the
+ * sequence (unique within the reorder window), the signature over the batch message with
+ * the kid's Ed25519 key from the JWKS, the Merkle root over the allow entries' leaves in
+ * index order, the tree size, and each allow entry's leaf against its fields (the
+ * credential's signing input is rebuilt from them). On error the reason names the field
+ * or entry; the line number is the caller's (v->lines + 1). */
+idm_err_t idm_audit_verify_line(idm_audit_verifier_t *v, const char *line, size_t len,
+                                idm_why_t *why);
+
+/* Walks a whole file. *bad_line is the 1-based number of the first wrong line (0 when
+ * all are good); the error says what is wrong with it (IDM_ERR_AUDIT_TORN for an
+ * unterminated last line). */
+idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path,
+                                uint64_t *bad_line, idm_why_t *why);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
