@@ -263,8 +263,10 @@ void idm_attest_cache_put(idm_attest_cache_t *c, const idm_provider_t *p, idm_do
       goto place;
     }
     const rec_t *old = slot_rec(c, s);
-    if (!old || s->hash == h) {
-      victim = s; /* overwritten by the ring, or an older copy (hash collision aside) */
+    if (!old || (s->hash == h && old->doc_len == len &&
+                 memcmp((const uint8_t *)(old + 1) + (size_t)old->nclaims * sizeof(pol_kv_t),
+                        doc, len) == 0)) {
+      victim = s; /* overwritten by the ring, or an older copy of this very document */
       goto place;
     }
     if (s->pos1 < oldest) {

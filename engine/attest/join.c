@@ -124,10 +124,13 @@ static idm_err_t write_store(const char *store, json_t *root, int64_t now, idm_w
     if (json_integer_value(json_object_get(t, "expires")) + JOIN_KEEP_S < now)
       json_array_remove(tokens, i);
   }
-  char *text = json_dumps(root, JSON_COMPACT);
-  if (!text)
+  /* json_dumpb into our own buffer: json_dumps memory belongs to jansson's allocator. */
+  size_t n = json_dumpb(root, NULL, 0, JSON_COMPACT);
+  char *text = n ? malloc(n) : NULL;
+  if (!text || json_dumpb(root, text, n, JSON_COMPACT) != n) {
+    free(text);
     return idm_fail(why, IDM_ERR_NOMEM, "out of memory");
-  size_t n = strlen(text);
+  }
   idm_why_t w;
   idm_why_clear(&w);
   idm_err_t e = n + 1 > IDM_JOIN_STORE_MAX_BYTES
