@@ -54,6 +54,9 @@ static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN 24
 
 enum { C_FREE = 0, C_OPEN, C_CLOSING };
+/* Received buffers a connection may hold back while its input buffer is full (the
+ * multishot receive is being cancelled); more means the peer ignores back-pressure. */
+#define PARKED_MAX 48 /* > the kernel's multishot retries per wake-up (32) */
 enum { P_UNKNOWN = 0, P_H1, P_H2 };
 
 typedef struct worker worker_t;
@@ -64,7 +67,9 @@ typedef struct conn {
   int fd;
   uint8_t state, proto, ops;   /* ops: operations in flight (recv, send) */
   bool recv_armed, send_busy, want_close, peer_eof, in_ready, in_dirty, h1_paused;
-  bool continue_sent;
+  bool continue_sent, cancel_sent;
+  uint8_t nparked;             /* provided buffers held back while the input is full */
+  uint16_t parked_bid[PARKED_MAX], parked_len[PARKED_MAX];
   uint8_t *in;                 /* IDM_NET_CONN_IN_BYTES */
   uint32_t in_off, in_len;     /* unread bytes are in[in_off..in_len) */
   size_t in_need;              /* h1: parse again once this many bytes are unread */
@@ -89,6 +94,7 @@ struct worker {
   uint32_t *free_slots, nfree;
   uint32_t *ready, nready;
   uint32_t *dirty, ndirty;
+  uint32_t *carry, ncarry;     /* connections with work left for the next turn */
   uint8_t *bufmem;
   size_t bufmem_len;
   idm_pool_t pool;
@@ -148,6 +154,9 @@ static void conn_close(worker_t *w, conn_t *c) {
   if (c->state != C_OPEN)
     return;
   c->state = C_CLOSING;
+  for (uint8_t i = 0; i < c->nparked; i++)
+    idm_ring_buf_recycle(&w->ring, c->parked_bid[i]);
+  c->nparked = 0;
   shutdown(c->fd, SHUT_RDWR);
   close(c->fd);
   c->fd = -1;
@@ -170,6 +179,14 @@ static void arm_recv(worker_t *w, conn_t *c) {
     return;
   struct io_uring_sqe *sqe;
   if (w->ring.multishot_recv) {
+    if (c->in_off && IDM_NET_CONN_IN_BYTES - c->in_len < w->ring.buf_bytes) {
+      memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+      c->in_len -= c->in_off;
+      c->in_off = 0;
+    }
+    if (c->nparked || IDM_NET_CONN_IN_BYTES - c->in_len < w->ring.buf_bytes)
+      return; /* back-pressure: receive again once the parser has made room */
+    c->cancel_sent = false;
     sqe = idm_ring_sqe(&w->ring);
     if (!sqe)
       return;
@@ -380,8 +397,12 @@ static void h1_process(worker_t *w, conn_t *c) {
   if (c->in_off == c->in_len) {
     if (!c->recv_armed || w->ring.multishot_recv)
       c->in_off = c->in_len = 0;
-  } else if (!c->req_start_ns) {
-    c->req_start_ns = w->now_ns;
+  } else {
+    if (!c->req_start_ns)
+      c->req_start_ns = w->now_ns;
+    /* Work left after this turn's budget, not blocked on output: next turn. */
+    if (!c->h1_paused && !c->want_close && (!c->in_need || c->in_len - c->in_off >= c->in_need))
+      w->carry[w->ncarry++] = c->slot;
   }
 }
 
@@ -414,9 +435,28 @@ static void h2_process(worker_t *w, conn_t *c) {
   mark_dirty(w, c);
 }
 
+static void unpark(worker_t *w, conn_t *c) {
+  while (c->nparked) {
+    if (c->in_off && IDM_NET_CONN_IN_BYTES - c->in_len < c->parked_len[0]) {
+      memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+      c->in_len -= c->in_off;
+      c->in_off = 0;
+    }
+    if (IDM_NET_CONN_IN_BYTES - c->in_len < c->parked_len[0])
+      return;
+    memcpy(c->in + c->in_len, idm_ring_buf(&w->ring, c->parked_bid[0]), c->parked_len[0]);
+    c->in_len += c->parked_len[0];
+    idm_ring_buf_recycle(&w->ring, c->parked_bid[0]);
+    c->nparked--;
+    memmove(c->parked_bid, c->parked_bid + 1, c->nparked * sizeof c->parked_bid[0]);
+    memmove(c->parked_len, c->parked_len + 1, c->nparked * sizeof c->parked_len[0]);
+  }
+}
+
 static void conn_process(worker_t *w, conn_t *c) {
   if (c->state != C_OPEN)
     return;
+  unpark(w, c);
   if (c->proto == P_UNKNOWN && c->in_len > c->in_off) {
     size_t avail = c->in_len - c->in_off, n = avail < PREFACE_LEN ? avail : PREFACE_LEN;
     if (memcmp(c->in + c->in_off, PREFACE, n) != 0) {
@@ -437,10 +477,19 @@ static void conn_process(worker_t *w, conn_t *c) {
       c->req_start_ns = w->now_ns;
     }
   }
-  if (c->proto == P_H1)
+  if (c->proto == P_H1) {
     h1_process(w, c);
-  else if (c->proto == P_H2)
+    if (c->nparked && !c->h1_paused) {
+      unpark(w, c);
+      h1_process(w, c);
+    }
+  } else if (c->proto == P_H2) {
     h2_process(w, c);
+    if (c->nparked) {
+      unpark(w, c);
+      h2_process(w, c);
+    }
+  }
   if (c->peer_eof && !c->want_close) {
     /* The peer finished sending: answer what is complete, then close. */
     if (c->proto != P_H2)
@@ -550,11 +599,28 @@ static void on_recv(worker_t *w, struct io_uring_cqe *cqe) {
         c->in_off = 0;
         free_tail = IDM_NET_CONN_IN_BYTES - c->in_len;
       }
-      if ((size_t)res > free_tail) {
-        /* The peer sends faster than it reads our answers, beyond any sane pipeline. */
-        idm_ring_buf_recycle(&w->ring, bid);
-        IDM_MET_INC(&w->metrics.parse_errors);
-        conn_close(w, c);
+      if ((size_t)res > free_tail || c->nparked) {
+        /* Input full (the peer sends faster than we may answer): hold the buffer back
+         * and stop the multishot receive; TCP flow control does the rest. */
+        if (c->nparked >= PARKED_MAX) {
+          idm_ring_buf_recycle(&w->ring, bid);
+          IDM_MET_INC(&w->metrics.parse_errors);
+          conn_close(w, c);
+          return;
+        }
+        c->parked_bid[c->nparked] = bid;
+        c->parked_len[c->nparked] = (uint16_t)res;
+        c->nparked++;
+        if (more && !c->cancel_sent) {
+          struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+          if (sqe) {
+            io_uring_prep_cancel64(sqe, cqe->user_data, 0);
+            io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_CANCEL, 0, 0));
+            c->cancel_sent = true;
+            io_uring_submit(&w->ring.ring); /* now: every CQE until then is parked */
+          }
+        }
+        mark_ready(w, c);
         return;
       }
       memcpy(c->in + c->in_len, idm_ring_buf(&w->ring, bid), (size_t)res);
@@ -569,8 +635,8 @@ static void on_recv(worker_t *w, struct io_uring_cqe *cqe) {
   if (res == 0) {
     c->peer_eof = true;
     mark_ready(w, c);
-  } else if (res == -ENOBUFS) {
-    mark_ready(w, c); /* re-armed after this turn's buffers are back */
+  } else if (res == -ENOBUFS || res == -ECANCELED) {
+    mark_ready(w, c); /* re-armed once buffers are back / the input has room */
   } else if (res == -EINVAL && w->ring.multishot_recv) {
     w->ring.multishot_recv = false;
     idm_log("warn", "io_uring", "msg", "multishot receive refused by the kernel; using single-shot",
@@ -698,7 +764,15 @@ static void *worker_main(void *arg) {
       break;
     struct __kernel_timespec ts = {0, IDM_NET_TICK_MS * 1000000LL};
     struct io_uring_cqe *cqe = NULL;
-    int rc = io_uring_submit_and_wait_timeout(&w->ring.ring, &cqe, 1, &ts, NULL);
+    int rc;
+    if (w->ncarry) { /* work is waiting: do not block */
+      rc = io_uring_submit(&w->ring.ring);
+      for (uint32_t i = 0; i < w->ncarry; i++)
+        mark_ready(w, &w->conns[w->carry[i]]);
+      w->ncarry = 0;
+    } else {
+      rc = io_uring_submit_and_wait_timeout(&w->ring.ring, &cqe, 1, &ts, NULL);
+    }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
       char e[64];
       snprintf(e, sizeof e, "%s", strerror(-rc));
@@ -836,12 +910,13 @@ static idm_err_t worker_init(worker_t *w, unsigned index, uint32_t conns_max, bo
   w->free_slots = calloc(conns_max, sizeof *w->free_slots);
   w->ready = calloc(conns_max, sizeof *w->ready);
   w->dirty = calloc(conns_max, sizeof *w->dirty);
+  w->carry = calloc(conns_max, sizeof *w->carry);
   w->scratch = malloc(IDM_NET_RESP_BODY_MAX_BYTES);
   w->body_buf = malloc(IDM_NET_BODY_MAX_BYTES);
   w->bufmem_len = (size_t)conns_max * (IDM_NET_CONN_IN_BYTES + IDM_NET_CONN_OUT_BYTES);
   w->bufmem = mmap(NULL, w->bufmem_len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (!w->conns || !w->free_slots || !w->ready || !w->dirty || !w->scratch || !w->body_buf ||
+  if (!w->conns || !w->free_slots || !w->ready || !w->dirty || !w->carry || !w->scratch || !w->body_buf ||
       w->bufmem == MAP_FAILED)
     return idm_fail(why, IDM_ERR_NOMEM, "cannot reserve connection memory for %u connections",
                     conns_max);
@@ -879,6 +954,7 @@ static void worker_cleanup(worker_t *w) {
   free(w->free_slots);
   free(w->ready);
   free(w->dirty);
+  free(w->carry);
   free(w->scratch);
   free(w->body_buf);
 }
