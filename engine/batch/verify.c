@@ -6,7 +6,7 @@
  * the header (alg EdDSA-MTB1, typ JWT, a kid the JWKS has as an Ed25519 key), decode the
  * proof (strict layout), hash the leaf and walk the path to the root, then check the
  * signature over the batch message, unless that exact message (kid, sequence, size,
- * time, root) has already been verified: its SHA-256 is looked up in a small
+ * time, root) has already been verified: its SHA-256 (with the signature bytes) is looked up in a small
  * direct-mapped cache, confirmed by full compare, under a mutex. Only then are the
  * claims parsed and checked.
  *
@@ -179,8 +179,14 @@ static idm_err_t verify_batch(idm_verifier_t *v, idm_arena_t *a, const char *tok
     return e;
   uint8_t msg[IDM_BTOKEN_MSG_MAX];
   size_t ml = idm_btoken_message(msg, kid_s, kid_len, &p.head);
+  /* The cache key covers the signature too: a token whose signature bytes were changed
+   * must fail even when its batch was verified before. */
   idm_hash_t mh;
-  SHA256(msg, ml, mh.b);
+  SHA256_CTX sc;
+  SHA256_Init(&sc);
+  SHA256_Update(&sc, msg, ml);
+  SHA256_Update(&sc, p.sig, sizeof p.sig);
+  SHA256_Final(mh.b, &sc);
   bool cached = cache_has(v, &mh);
   if (!cached) {
     if (!ED25519_verify(msg, ml, p.sig, pub))
