@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "core/b64url.h"
-#include "core/jsonw.h"
+#include "core/jsonw.h" /* idm_json_escape */
 #include "core/limits.h"
 
 #define SLOTS (IDM_BATCH_INFLIGHT_MAX + 1)
@@ -145,20 +145,61 @@ bool idm_batch_pending(const idm_batch_t *b) {
 }
 size_t idm_batch_inflight(const idm_batch_t *b) { return b->count; }
 
-static void jw_rules(idm_jsonw_t *w, const idm_batch_item_t *it) {
-  idm_jsonw_key(w, "rules");
-  idm_jsonw_arr_begin(w);
-  for (size_t i = 0; i < it->rules_n; i++)
-    idm_jsonw_str(w, it->rules[i] ? it->rules[i] : "");
-  idm_jsonw_arr_end(w);
+/* The audit entry writer: constant key fragments are copied, strings escaped with
+ * idm_json_escape (which also replaces invalid UTF-8), so an entry costs little more
+ * than its bytes. Overflow is sticky and reported once at the end. */
+typedef struct ew {
+  char *p, *end;
+  bool over;
+} ew_t;
+
+static void ew_raw(ew_t *w, const char *s, size_t n) {
+  if (w->over || n > (size_t)(w->end - w->p)) {
+    w->over = true;
+    return;
+  }
+  memcpy(w->p, s, n);
+  w->p += n;
+}
+#define EW_LIT(w, lit) ew_raw((w), (lit), sizeof(lit) - 1)
+
+static void ew_str(ew_t *w, const char *s, size_t n) {
+  if (!s)
+    s = "", n = 0;
+  EW_LIT(w, "\"");
+  if (w->over)
+    return;
+  size_t e = idm_json_escape(w->p, (size_t)(w->end - w->p), s, n);
+  if (e == (size_t)-1) {
+    w->over = true;
+    return;
+  }
+  w->p += e;
+  EW_LIT(w, "\"");
+}
+static void ew_cstr(ew_t *w, const char *s) { ew_str(w, s, s ? strlen(s) : 0); }
+
+static size_t put_uint(char *p, uint64_t v);
+static void ew_int(ew_t *w, int64_t v) {
+  char t[24];
+  size_t n = 0;
+  if (v < 0) {
+    t[n++] = '-';
+    n += put_uint(t + n, (uint64_t)0 - (uint64_t)v);
+  } else {
+    n = put_uint(t, (uint64_t)v);
+  }
+  ew_raw(w, t, n);
 }
 
-static void jw_strn(idm_jsonw_t *w, const char *key, const char *s, size_t len) {
-  idm_jsonw_key(w, key);
-  if (!s)
-    idm_jsonw_str(w, "");
-  else
-    idm_jsonw_strn(w, s, len ? len : strlen(s));
+static void ew_rules(ew_t *w, const idm_batch_item_t *it) {
+  EW_LIT(w, ",\"rules\":[");
+  for (size_t i = 0; i < it->rules_n; i++) {
+    if (i)
+      EW_LIT(w, ",");
+    ew_cstr(w, it->rules[i]);
+  }
+  EW_LIT(w, "]");
 }
 
 /* Appends the item's audit entry to the slot's line. IDM_ERR_BATCH_FULL when the line
@@ -169,63 +210,67 @@ static idm_err_t entry_append(idm_batch_t *b, slot_t *s, const idm_batch_item_t 
   char *base = s->rec + IDM_AUDIT_HEAD_MAX_BYTES + s->ent_len;
   size_t room = b->rec_cap - IDM_AUDIT_HEAD_MAX_BYTES - LINE_TAIL_MAX - s->ent_len;
   size_t cap = room < IDM_AUDIT_ENTRY_MAX_BYTES + 1 ? room : IDM_AUDIT_ENTRY_MAX_BYTES + 1;
-  size_t off = 0;
-  if (s->n > 0) {
-    if (cap < 2)
-      return IDM_ERR_BATCH_FULL;
-    base[0] = ',';
-    off = 1;
-  }
+  ew_t w = {base, base + cap, false};
+  if (s->n > 0)
+    EW_LIT(&w, ",");
   const idm_claims_t *c = it->claims;
-  idm_jsonw_t w;
-  idm_jsonw_init(&w, base + off, cap - off);
-  idm_jsonw_obj_begin(&w);
   if (it->allow) {
     char lb[44];
     idm_b64url_encode(lb, sizeof lb, leaf->b, IDM_HASH_LEN);
-    idm_jsonw_key(&w, "d");
-    idm_jsonw_str(&w, "allow");
-    idm_jsonw_key(&w, "i");
-    idm_jsonw_uint(&w, s->allows);
-    idm_jsonw_key(&w, "leaf");
-    idm_jsonw_strn(&w, lb, 43);
-    jw_strn(&w, "alg", alg, 0);
-    jw_strn(&w, "kid", kid, 0);
-    jw_strn(&w, "sub", c->sub, c->sub_len);
-    jw_strn(&w, "trust", c->trust, 0);
-    jw_strn(&w, "target", it->target ? it->target : c->aud, 0);
-    jw_strn(&w, "aud", c->aud, 0);
-    jw_strn(&w, "scope", c->scope, c->scope_len);
-    idm_jsonw_key(&w, "iat");
-    idm_jsonw_int(&w, c->iat);
-    idm_jsonw_key(&w, "nbf");
-    idm_jsonw_int(&w, c->nbf);
-    idm_jsonw_key(&w, "exp");
-    idm_jsonw_int(&w, c->exp);
-    idm_jsonw_key(&w, "ttl");
-    idm_jsonw_int(&w, c->exp - c->iat);
-    jw_strn(&w, "jti", c->jti, 0);
-    jw_strn(&w, "policy", c->policy, 0);
-    jw_rules(&w, it);
+    EW_LIT(&w, "{\"d\":\"allow\",\"i\":");
+    ew_int(&w, (int64_t)s->allows);
+    EW_LIT(&w, ",\"leaf\":\"");
+    ew_raw(&w, lb, 43);
+    EW_LIT(&w, "\",\"alg\":");
+    ew_cstr(&w, alg);
+    EW_LIT(&w, ",\"kid\":");
+    ew_cstr(&w, kid);
+    EW_LIT(&w, ",\"sub\":");
+    ew_str(&w, c->sub, c->sub ? (c->sub_len ? c->sub_len : strlen(c->sub)) : 0);
+    EW_LIT(&w, ",\"trust\":");
+    ew_cstr(&w, c->trust);
+    EW_LIT(&w, ",\"target\":");
+    ew_cstr(&w, it->target ? it->target : c->aud);
+    EW_LIT(&w, ",\"aud\":");
+    ew_cstr(&w, c->aud);
+    EW_LIT(&w, ",\"scope\":");
+    ew_str(&w, c->scope, c->scope ? (c->scope_len ? c->scope_len : strlen(c->scope)) : 0);
+    EW_LIT(&w, ",\"iat\":");
+    ew_int(&w, c->iat);
+    EW_LIT(&w, ",\"nbf\":");
+    ew_int(&w, c->nbf);
+    EW_LIT(&w, ",\"exp\":");
+    ew_int(&w, c->exp);
+    EW_LIT(&w, ",\"ttl\":");
+    ew_int(&w, c->exp - c->iat);
+    EW_LIT(&w, ",\"jti\":");
+    ew_cstr(&w, c->jti);
+    EW_LIT(&w, ",\"policy\":");
+    ew_cstr(&w, c->policy);
+    ew_rules(&w, it);
   } else {
-    idm_jsonw_key(&w, "d");
-    idm_jsonw_str(&w, "deny");
-    jw_strn(&w, "sub", c ? c->sub : NULL, c ? c->sub_len : 0);
-    jw_strn(&w, "trust", c ? c->trust : NULL, 0);
-    jw_strn(&w, "target", it->target ? it->target : (c ? c->aud : NULL), 0);
-    jw_strn(&w, "scope", c ? c->scope : NULL, c ? c->scope_len : 0);
-    jw_rules(&w, it);
-    jw_strn(&w, "reason", it->reason ? it->reason : "denied", 0);
+    EW_LIT(&w, "{\"d\":\"deny\",\"sub\":");
+    ew_str(&w, c ? c->sub : NULL, c && c->sub ? (c->sub_len ? c->sub_len : strlen(c->sub)) : 0);
+    EW_LIT(&w, ",\"trust\":");
+    ew_cstr(&w, c ? c->trust : NULL);
+    EW_LIT(&w, ",\"target\":");
+    ew_cstr(&w, it->target ? it->target : (c ? c->aud : NULL));
+    EW_LIT(&w, ",\"scope\":");
+    ew_str(&w, c ? c->scope : NULL,
+           c && c->scope ? (c->scope_len ? c->scope_len : strlen(c->scope)) : 0);
+    ew_rules(&w, it);
+    EW_LIT(&w, ",\"reason\":");
+    ew_cstr(&w, it->reason ? it->reason : "denied");
   }
-  idm_jsonw_obj_end(&w);
-  size_t len;
-  if (idm_jsonw_finish(&w, &len) || len > IDM_AUDIT_ENTRY_MAX_BYTES) {
+  EW_LIT(&w, "}");
+  size_t len = (size_t)(w.p - base);
+  if (w.over || len > IDM_AUDIT_ENTRY_MAX_BYTES + (s->n > 0)) {
     if (room >= IDM_AUDIT_ENTRY_MAX_BYTES + 1 || s->n == 0)
       return idm_fail(why, IDM_ERR_AUDIT_RECORD, "audit entry exceeds %d bytes",
                       IDM_AUDIT_ENTRY_MAX_BYTES);
     return IDM_ERR_BATCH_FULL;
   }
-  s->ent_len += off + len;
+  s->ent_len += len;
   return IDM_OK;
 }
 
