@@ -64,7 +64,7 @@ idm_verifier_t *idm_verifier_new(const char *jwks_json, size_t jwks_len,
   v->jwks = idm_jwks_parse(jwks_json, jwks_len, &why);
   if (!v->jwks) {
     if (reason)
-      snprintf(reason, IDM_VERIFY_REASON_LEN, "JWKS: %s", why.text);
+      snprintf(reason, IDM_VERIFY_REASON_LEN, "JWKS: %.240s", why.text);
     free(v);
     return NULL;
   }
