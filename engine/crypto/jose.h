@@ -64,6 +64,12 @@ const char *idm_jwk_kid(const idm_jwk_t *key);
 const char *idm_jwk_thumbprint(const idm_jwk_t *key);
 /* True if this key may verify alg (kty/crv fit, and the JWK's own "alg", if any, equals). */
 bool idm_jwk_allows(const idm_jwk_t *key, idm_jws_alg_t alg);
+/* "RSA", "EC" or "OKP". */
+const char *idm_jwk_kty(const idm_jwk_t *key);
+/* The 32-byte Ed25519 public key of an OKP/Ed25519 key, else NULL (for the batch
+ * verifier, which checks EdDSA-MTB1 batch signatures itself). An Ed25519 key allows
+ * EdDSA-MTB1 when its JWK "alg" is absent, "EdDSA" or "EdDSA-MTB1". */
+const uint8_t *idm_jwk_ed25519_public(const idm_jwk_t *key);
 
 /* A parsed compact JWS. Every pointer is into the token itself or into the arena given to
  * idm_jws_parse, valid until that arena is reset and while the token's bytes live. */
@@ -81,19 +87,32 @@ typedef struct idm_jws {
   size_t sig_len;
   json_t *header;               /* parsed header object */
   json_t *claims;               /* parsed payload object */
+  void *heap_;                  /* private: malloc'd scratch when parsed without arena */
 } idm_jws_t;
 
 /* Splits, decodes and parses tok. Scratch memory and the JSON trees come from arena
  * (through idm_json_use_arena), so no malloc happens when an arena is given. */
 idm_err_t idm_jws_parse(idm_jws_t *out, idm_arena_t *arena, const char *tok, size_t len,
                         idm_why_t *why);
+/* Releases what idm_jws_parse allocated when it was given no arena (decoded bytes and the
+ * JSON trees); a no-op for arena-parsed or zeroed JWSs. Safe to call twice.
+ * Errors of idm_jws_parse: IDM_ERR_JWT_TOO_LARGE (over IDM_JWT_MAX_BYTES),
+ * IDM_ERR_JWS_FORMAT (segments, base64url, JSON, non-object), IDM_ERR_JWS_HEADER
+ * (alg missing or not a string, kid/typ not strings, crit present, header too large),
+ * IDM_ERR_ARENA_FULL / IDM_ERR_NOMEM. An unknown alg name parses (alg IDM_JWS_UNKNOWN)
+ * and is refused by verification. */
+void idm_jws_cleanup(idm_jws_t *jws);
 
-/* Verifies the signature of a parsed JWS with key: refuses none/HS*, refuses an alg the
- * key does not allow, then checks the signature. */
+/* Verifies the signature of a parsed JWS with key: refuses none/HS*
+ * (IDM_ERR_JWS_ALG_REFUSED), unknown algs and EdDSA-MTB1, which only the batch verifier
+ * checks (IDM_ERR_JWS_ALG_UNKNOWN), an alg the key does not allow
+ * (IDM_ERR_JWS_ALG_MISMATCH), then checks the signature (IDM_ERR_JWS_SIGNATURE, also for
+ * a signature of the wrong length). Thread-safe: keys are shared read-only. */
 idm_err_t idm_jws_verify(const idm_jws_t *jws, const idm_jwk_t *key, idm_why_t *why);
 
 /* Finds the key by the JWS's kid in set (or, when the token has no kid and the set has
- * exactly one key that allows the alg, that key) and verifies. */
+ * exactly one key that allows the alg, that key) and verifies. IDM_ERR_JWS_KID_UNKNOWN
+ * when no key fits. */
 idm_err_t idm_jws_verify_set(const idm_jws_t *jws, const idm_jwks_t *set, idm_why_t *why);
 
 #ifdef __cplusplus

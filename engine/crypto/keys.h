@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "crypto/jose.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,12 +49,26 @@ const idm_key_t *idm_keyring_signer(const idm_keyring_t *kr, idm_key_alg_t alg);
 size_t idm_keyring_count(const idm_keyring_t *kr);
 const idm_key_t *idm_keyring_at(const idm_keyring_t *kr, size_t i);
 
-/* The published JWK Set (NEXT, ACTIVE and RETIRED keys), serialized once at load. */
+/* The published JWK Set (NEXT, ACTIVE and RETIRED keys), serialized once at load.
+ * Every JWK carries kty, crv, x (, y), kid, "alg" (EdDSA or ES256) and "use":"sig".
+ * Valid while kr lives. */
 const char *idm_keyring_jwks_json(const idm_keyring_t *kr, size_t *len);
+/* The same set, parsed (for verifying our own tokens, e.g. introspection); NULL when the
+ * keyring is empty. Valid while kr lives. */
+const idm_jwks_t *idm_keyring_jwks(const idm_keyring_t *kr);
+/* The published key with this kid, or NULL. */
+const idm_key_t *idm_keyring_find(const idm_keyring_t *kr, const char *kid, size_t kid_len);
 
 const char *idm_key_kid(const idm_key_t *k);     /* IDM_KID_LEN chars, NUL-terminated */
 idm_key_alg_t idm_key_alg(const idm_key_t *k);
 idm_key_state_t idm_key_state(const idm_key_t *k);
+const char *idm_key_state_name(idm_key_state_t s); /* "next", "active", "retired" */
+/* Lifecycle times, seconds since the epoch; 0 when the event has not happened. A retired
+ * key is published until publish_until (retired + max token ttl + max leeway). */
+int64_t idm_key_created_s(const idm_key_t *k);
+int64_t idm_key_activated_s(const idm_key_t *k);
+int64_t idm_key_retired_s(const idm_key_t *k);
+int64_t idm_key_publish_until_s(const idm_key_t *k);
 
 /* Signs msg; writes the JOSE signature form (Ed25519: 64 bytes; ES256: raw r||s, 64 bytes).
  * Thread-safe. */
@@ -61,12 +76,20 @@ idm_err_t idm_key_sign(const idm_key_t *k, uint8_t sig[IDM_SIG_MAX], size_t *sig
                        const uint8_t *msg, size_t msg_len);
 
 /* Key directory management (CLI). new: creates a key (ACTIVE if the dir has no active key
- * of that alg, else NEXT). rotate: NEXT→ACTIVE→RETIRED as above, per algorithm present.
- * max_token_ttl_s bounds how long a retired key stays published. */
+ * of that alg, else NEXT; IDM_ERR_KEY_STATE if it already has both). rotate, per
+ * algorithm present: writes a new NEXT; if there was a NEXT, promotes it to ACTIVE and
+ * retires the old ACTIVE (the first rotate of a directory without a NEXT therefore only
+ * pre-publishes); deletes retired keys past publish_until. IDM_ERR_KEY_NONE when the dir
+ * has no key. max_token_ttl_s (<= 0: IDM_KEYS_MAX_TOKEN_TTL_S) bounds how long a retired
+ * key stays published: it must be at least the longest ttl any target grants. Loading
+ * refuses the whole directory (IDM_ERR_PERM, IDM_ERR_KEY_FILE, ...) if one file is bad. */
 idm_err_t idm_keys_new(const char *dir, idm_key_alg_t alg, const idm_clock_t *clk,
                        char kid_out[IDM_KID_LEN + 1], idm_why_t *why);
 idm_err_t idm_keys_rotate(const char *dir, const idm_clock_t *clk, int64_t max_token_ttl_s,
                           idm_why_t *why);
+/* Like idm_keys_rotate, for one algorithm only (only_alg an idm_key_alg_t, or -1: all). */
+idm_err_t idm_keys_rotate_alg(const char *dir, const idm_clock_t *clk, int64_t max_token_ttl_s,
+                              int only_alg, idm_why_t *why);
 
 #ifdef __cplusplus
 }

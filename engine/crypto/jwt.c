@@ -1,0 +1,327 @@
+/* The jwt credential profile: minting and verification.
+ *
+ * Design. Minting is the hot path of the server and allocates nothing: the header and
+ * the claims are written with the core JSON writer into stack buffers, base64url-encoded
+ * straight into the caller's output buffer (which then holds the signing input), signed
+ * in place and the signature appended. The header always has the same three members in
+ * the same order, so the token bytes are a pure function of (key, claims).
+ *
+ *   out: b64url({"alg":"EdDSA","typ":"JWT","kid":"<thumbprint>"}) "." b64url(claims)
+ *        "." b64url(signature)  NUL
+ *
+ * Verification is layered so that the batch profile can reuse everything but the
+ * signature check: idm_jws_parse (structure) -> header checks for this profile (alg
+ * EdDSA/ES256, typ JWT, kid) -> kid lookup -> idm_jws_verify (signature, alg fits key)
+ * -> idm_jwt_check_claims (required claims, types, iss, aud, time). Each failure has its
+ * own error code and a reason with the numbers ("token expired 42s ago"). */
+#include "crypto/jwt.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/b64url.h"
+#include "core/jsonw.h"
+#include "core/limits.h"
+#include "core/random.h"
+
+/* ---- jti ------------------------------------------------------------------------- */
+
+void idm_jti_gen_init(idm_jti_gen_t *g, const char *node_id, unsigned thread_index) {
+  memset(g, 0, sizeof *g);
+  size_t o = 0;
+  /* The node id, reduced to base64url-safe characters, at most 12 of them. */
+  for (const char *p = node_id ? node_id : ""; *p && o < 12; p++) {
+    char ch = *p;
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_';
+    g->prefix[o++] = ok ? ch : '_';
+  }
+  if (!o)
+    g->prefix[o++] = 'n';
+  o += (size_t)snprintf(g->prefix + o, sizeof g->prefix - o, ".%x.", thread_index & 0xffffu);
+  g->prefix_len = o;
+  g->salt = idm_random_u64();
+}
+
+void idm_jti_next(idm_jti_gen_t *g, char out[IDM_JTI_MAX]) {
+  /* "<node>.<thread>.<salt>.<counter>": the salt (64 random bits per generator) keeps
+   * jtis unique across restarts of a node whose counter starts again at zero. */
+  uint8_t s[8];
+  for (int i = 0; i < 8; i++)
+    s[i] = (uint8_t)(g->salt >> (8 * i));
+  size_t o = g->prefix_len;
+  memcpy(out, g->prefix, o);
+  o += idm_b64url_encode(out + o, IDM_JTI_MAX - o, s, sizeof s);
+  snprintf(out + o, IDM_JTI_MAX - o, ".%" PRIx64, g->counter++);
+}
+_Static_assert(12 + 1 + 4 + 1 + 11 + 1 + 16 < IDM_JTI_MAX, "longest jti fits");
+
+/* ---- minting ------------------------------------------------------------------------ */
+
+static idm_err_t write_claims(char *buf, size_t cap, size_t *len, const idm_claims_t *c) {
+  idm_jsonw_t w;
+  idm_jsonw_init(&w, buf, cap);
+  idm_jsonw_obj_begin(&w);
+  idm_jsonw_key(&w, "iss");
+  idm_jsonw_str(&w, c->iss ? c->iss : "");
+  idm_jsonw_key(&w, "sub");
+  idm_jsonw_strn(&w, c->sub ? c->sub : "", c->sub ? (c->sub_len ? c->sub_len : strlen(c->sub)) : 0);
+  idm_jsonw_key(&w, "aud");
+  idm_jsonw_str(&w, c->aud ? c->aud : "");
+  idm_jsonw_key(&w, "iat");
+  idm_jsonw_int(&w, c->iat);
+  idm_jsonw_key(&w, "nbf");
+  idm_jsonw_int(&w, c->nbf);
+  idm_jsonw_key(&w, "exp");
+  idm_jsonw_int(&w, c->exp);
+  idm_jsonw_key(&w, "jti");
+  idm_jsonw_str(&w, c->jti ? c->jti : "");
+  size_t sl = c->scope ? (c->scope_len ? c->scope_len : strlen(c->scope)) : 0;
+  if (sl) {
+    idm_jsonw_key(&w, "scope");
+    idm_jsonw_strn(&w, c->scope, sl);
+  }
+  if (c->trust || c->policy) {
+    idm_jsonw_key(&w, "idm");
+    idm_jsonw_obj_begin(&w);
+    if (c->trust) {
+      idm_jsonw_key(&w, "trust");
+      idm_jsonw_str(&w, c->trust);
+    }
+    if (c->policy) {
+      idm_jsonw_key(&w, "policy");
+      idm_jsonw_str(&w, c->policy);
+    }
+    idm_jsonw_obj_end(&w);
+  }
+  idm_jsonw_obj_end(&w);
+  return idm_jsonw_finish(&w, len);
+}
+
+idm_err_t idm_jwt_signing_input(char *out, size_t cap, size_t *len, const char *alg_name,
+                                const char *kid, const idm_claims_t *c) {
+  char hdr[IDM_JWK_KID_MAX_BYTES * 6 + 128];
+  char claims[IDM_TOKEN_MAX];
+  size_t hl, cl;
+  idm_jsonw_t w;
+  idm_jsonw_init(&w, hdr, sizeof hdr);
+  idm_jsonw_obj_begin(&w);
+  idm_jsonw_key(&w, "alg");
+  idm_jsonw_str(&w, alg_name);
+  idm_jsonw_key(&w, "typ");
+  idm_jsonw_str(&w, "JWT");
+  idm_jsonw_key(&w, "kid");
+  idm_jsonw_str(&w, kid);
+  idm_jsonw_obj_end(&w);
+  idm_err_t e = idm_jsonw_finish(&w, &hl);
+  if (e)
+    return e;
+  if ((e = write_claims(claims, sizeof claims, &cl, c)))
+    return e;
+  size_t need = idm_b64url_encoded_len(hl) + 1 + idm_b64url_encoded_len(cl);
+  if (need > cap)
+    return IDM_ERR_NOSPACE;
+  size_t o = idm_b64url_encode(out, cap, (const uint8_t *)hdr, hl);
+  out[o++] = '.';
+  o += idm_b64url_encode(out + o, cap - o, (const uint8_t *)claims, cl);
+  *len = o;
+  return IDM_OK;
+}
+
+idm_err_t idm_jwt_mint(char *out, size_t cap, size_t *len, const idm_key_t *k,
+                       const idm_claims_t *c, idm_why_t *why) {
+  if (!k)
+    return idm_fail(why, IDM_ERR_KEY_NONE, "no active signing key");
+  if (idm_key_state(k) != IDM_KEY_ACTIVE)
+    return idm_fail(why, IDM_ERR_KEY_STATE, "key %s is %s; only the active key signs",
+                    idm_key_kid(k), idm_key_state_name(idm_key_state(k)));
+  size_t si;
+  idm_err_t e = idm_jwt_signing_input(out, cap, &si, idm_key_alg_name(idm_key_alg(k)),
+                                      idm_key_kid(k), c);
+  if (e)
+    return idm_fail(why, e, "token does not fit in %zu bytes", cap);
+  uint8_t sig[IDM_SIG_MAX];
+  size_t sl;
+  if ((e = idm_key_sign(k, sig, &sl, (const uint8_t *)out, si)))
+    return idm_fail(why, e, "signing with key %s failed", idm_key_kid(k));
+  size_t need = si + 1 + idm_b64url_encoded_len(sl) + 1;
+  if (need > cap)
+    return idm_fail(why, IDM_ERR_NOSPACE, "token of %zu bytes does not fit in %zu", need, cap);
+  out[si] = '.';
+  size_t o = si + 1 + idm_b64url_encode(out + si + 1, cap - si - 1, sig, sl);
+  out[o] = '\0';
+  *len = o;
+  return IDM_OK;
+}
+
+/* ---- verification ------------------------------------------------------------------- */
+
+static idm_err_t need_int(const json_t *claims, const char *name, bool required, int64_t *out,
+                          bool *present, idm_why_t *why) {
+  json_t *v = json_object_get(claims, name);
+  *present = v != NULL;
+  if (!v)
+    return required ? idm_fail(why, IDM_ERR_JWT_CLAIM_MISSING, "claim \"%s\" is missing", name)
+                    : IDM_OK;
+  if (!json_is_integer(v))
+    return idm_fail(why, IDM_ERR_JWT_CLAIM_TYPE, "claim \"%s\" must be an integer (NumericDate)",
+                    name);
+  *out = json_integer_value(v);
+  return IDM_OK;
+}
+
+static idm_err_t need_str(const json_t *claims, const char *name, bool required,
+                          const char **out, idm_why_t *why) {
+  json_t *v = json_object_get(claims, name);
+  *out = NULL;
+  if (!v)
+    return required ? idm_fail(why, IDM_ERR_JWT_CLAIM_MISSING, "claim \"%s\" is missing", name)
+                    : IDM_OK;
+  if (!json_is_string(v))
+    return idm_fail(why, IDM_ERR_JWT_CLAIM_TYPE, "claim \"%s\" must be a string", name);
+  *out = json_string_value(v);
+  return IDM_OK;
+}
+
+idm_err_t idm_jwt_check_claims(const json_t *claims, const idm_jwt_expect_t *expect,
+                               const idm_clock_t *clk, idm_why_t *why) {
+  static const idm_jwt_expect_t none = {0};
+  if (!expect)
+    expect = &none;
+  if (!json_is_object(claims))
+    return idm_fail(why, IDM_ERR_JWT_CLAIMS, "claims are not a JSON object");
+  const char *iss, *sub, *jti, *scope;
+  idm_err_t e;
+  if ((e = need_str(claims, "iss", true, &iss, why)) || (e = need_str(claims, "sub", true, &sub, why)) ||
+      (e = need_str(claims, "jti", true, &jti, why)) ||
+      (e = need_str(claims, "scope", false, &scope, why)))
+    return e;
+  if (!*sub)
+    return idm_fail(why, IDM_ERR_JWT_CLAIM_TYPE, "claim \"sub\" is empty");
+  int64_t iat = 0, nbf = 0, exp = 0;
+  bool has_iat, has_nbf, has_exp;
+  if ((e = need_int(claims, "exp", true, &exp, &has_exp, why)) ||
+      (e = need_int(claims, "iat", true, &iat, &has_iat, why)) ||
+      (e = need_int(claims, "nbf", false, &nbf, &has_nbf, why)))
+    return e;
+  json_t *idm = json_object_get(claims, "idm");
+  if (idm) {
+    json_t *t = json_object_get(idm, "trust"), *p = json_object_get(idm, "policy");
+    if (!json_is_object(idm) || (t && !json_is_string(t)) || (p && !json_is_string(p)))
+      return idm_fail(why, IDM_ERR_JWT_CLAIM_TYPE,
+                      "claim \"idm\" must be an object with string \"trust\" and \"policy\"");
+  }
+  /* aud: a string or a non-empty array of strings (RFC 7519 §4.1.3). */
+  json_t *aud = json_object_get(claims, "aud");
+  if (!aud)
+    return idm_fail(why, IDM_ERR_JWT_CLAIM_MISSING, "claim \"aud\" is missing");
+  bool aud_ok = json_is_string(aud) || (json_is_array(aud) && json_array_size(aud) > 0);
+  for (size_t i = 0; aud_ok && json_is_array(aud) && i < json_array_size(aud); i++)
+    aud_ok = json_is_string(json_array_get(aud, i));
+  if (!aud_ok)
+    return idm_fail(why, IDM_ERR_JWT_CLAIM_TYPE,
+                    "claim \"aud\" must be a string or a non-empty array of strings");
+  if (expect->issuer && strcmp(iss, expect->issuer))
+    return idm_fail(why, IDM_ERR_JWT_ISSUER, "issuer \"%.80s\" is not the expected \"%.80s\"", iss,
+                    expect->issuer);
+  if (expect->audience) {
+    bool found = false;
+    if (json_is_string(aud))
+      found = !strcmp(json_string_value(aud), expect->audience);
+    for (size_t i = 0; !found && json_is_array(aud) && i < json_array_size(aud); i++)
+      found = !strcmp(json_string_value(json_array_get(aud, i)), expect->audience);
+    if (!found)
+      return idm_fail(why, IDM_ERR_JWT_AUDIENCE, "audience %s\"%.80s\"%s is not \"%.80s\"",
+                      json_is_array(aud) ? "[" : "",
+                      json_string_value(json_is_array(aud) ? json_array_get(aud, 0) : aud),
+                      json_is_array(aud) && json_array_size(aud) > 1 ? ", ...]"
+                      : json_is_array(aud)                           ? "]"
+                                                                     : "",
+                      expect->audience);
+  }
+  if (exp <= iat)
+    return idm_fail(why, IDM_ERR_JWT_CLAIMS, "exp (%lld) is not after iat (%lld)", (long long)exp,
+                    (long long)iat);
+  int64_t start = has_nbf && nbf > iat ? nbf : iat;
+  int64_t life;
+  if (expect->max_lifetime_s > 0 &&
+      (__builtin_sub_overflow(exp, start, &life) || life > expect->max_lifetime_s))
+    return idm_fail(why, IDM_ERR_JWT_LIFETIME, "token lifetime of %llds exceeds the maximum %llds",
+                    (long long)(__builtin_sub_overflow(exp, start, &life) ? INT64_MAX : life),
+                    (long long)expect->max_lifetime_s);
+  int64_t leeway = expect->leeway_s < 0 ? 0
+                   : expect->leeway_s > IDM_JWT_LEEWAY_MAX_S ? IDM_JWT_LEEWAY_MAX_S
+                                                             : expect->leeway_s;
+  int64_t now = idm_clock_now_s(clk);
+  /* Comparisons are written so that hostile values near INT64 limits cannot overflow. */
+  if (now - leeway >= exp)
+    return idm_fail(why, IDM_ERR_JWT_EXPIRED, "token expired %llds ago",
+                    exp < now - (INT64_C(1) << 62) ? (long long)(INT64_C(1) << 62)
+                                                   : (long long)(now - exp));
+  if (has_nbf && nbf > now + leeway)
+    return idm_fail(why, IDM_ERR_JWT_NOT_YET_VALID, "token not valid for another %llds",
+                    (long long)(nbf > now + (INT64_C(1) << 62) ? (INT64_C(1) << 62) : nbf - now));
+  if (iat > now + leeway)
+    return idm_fail(why, IDM_ERR_JWT_NOT_YET_VALID, "token issued %llds in the future",
+                    (long long)(iat > now + (INT64_C(1) << 62) ? (INT64_C(1) << 62) : iat - now));
+  return IDM_OK;
+}
+
+idm_err_t idm_jwt_check_header(const idm_jws_t *jws, idm_why_t *why) {
+  switch (jws->alg) {
+  case IDM_JWS_EDDSA:
+  case IDM_JWS_ES256:
+    break;
+  case IDM_JWS_NONE:
+  case IDM_JWS_HS256:
+  case IDM_JWS_HS384:
+  case IDM_JWS_HS512:
+    return idm_fail(why, IDM_ERR_JWS_ALG_REFUSED, "alg \"%s\" is never accepted", jws->alg_name);
+  case IDM_JWS_UNKNOWN:
+    return idm_fail(why, IDM_ERR_JWS_ALG_UNKNOWN, "alg \"%.64s\" is not supported", jws->alg_name);
+  case IDM_JWS_EDDSA_MTB1:
+    return idm_fail(why, IDM_ERR_JWS_ALG_UNKNOWN,
+                    "alg \"EdDSA-MTB1\" is a batch-profile token; verify it with the batch verifier");
+  default:
+    return idm_fail(why, IDM_ERR_JWT_PROFILE_ALG,
+                    "alg \"%s\" is not allowed for idmint tokens (EdDSA or ES256 only)",
+                    jws->alg_name);
+  }
+  if (!jws->typ)
+    return idm_fail(why, IDM_ERR_JWT_TYPE, "header \"typ\" is missing (must be \"JWT\")");
+  /* RFC 7515 §4.1.9: typ compares case-insensitively. */
+  if (strcasecmp(jws->typ, "JWT"))
+    return idm_fail(why, IDM_ERR_JWT_TYPE, "header typ \"%.32s\" is not \"JWT\"", jws->typ);
+  if (!jws->kid)
+    return idm_fail(why, IDM_ERR_JWS_HEADER, "header \"kid\" is missing");
+  return IDM_OK;
+}
+
+idm_err_t idm_jwt_verify(const idm_jwks_t *set, const char *tok, size_t len,
+                         const idm_jwt_expect_t *expect, const idm_clock_t *clk,
+                         idm_arena_t *arena, json_t **claims, idm_why_t *why) {
+  idm_jws_t j;
+  idm_err_t e = idm_jws_parse(&j, arena, tok, len, why);
+  if (e)
+    return e;
+  if ((e = idm_jwt_check_header(&j, why)))
+    goto out;
+  const idm_jwk_t *key = idm_jwks_find(set, j.kid, j.kid_len);
+  if (!key) {
+    e = idm_fail(why, IDM_ERR_JWS_KID_UNKNOWN, "no key with kid \"%.64s\" in the key set", j.kid);
+    goto out;
+  }
+  if ((e = idm_jws_verify(&j, key, why)))
+    goto out;
+  if ((e = idm_jwt_check_claims(j.claims, expect, clk, why)))
+    goto out;
+  if (claims) {
+    if (!arena)
+      json_incref(j.claims); /* survives idm_jws_cleanup: the caller owns it */
+    *claims = j.claims;
+  }
+out:
+  idm_jws_cleanup(&j);
+  return e;
+}

@@ -1,0 +1,225 @@
+/* The verified-identity cache: hits confirmed by the whole document, expiry, generations
+ * (key reload), eviction within a fixed budget, and a differential test against a simple
+ * reference model. */
+#include <criterion/criterion.h>
+
+#include "attest/internal.h"
+#include "core/file.h"
+#include "core/limits.h"
+#include "env.h"
+
+static idm_arena_t g_arena;
+static pol_trust_t t_a, t_b;
+static idm_provider_t g_prov[2];
+static idm_attest_t g_att;
+
+static void setup(void) {
+  idm_arena_init(&g_arena, 256 * 1024);
+  memset(&t_a, 0, sizeof t_a);
+  t_a.name = "a";
+  t_a.kind = POL_KIND_OIDC;
+  t_b = t_a;
+  t_b.name = "b";
+  memset(g_prov, 0, sizeof g_prov);
+  g_prov[0].trust = &t_a;
+  g_prov[0].index = 0;
+  g_prov[0].gen = 1000;
+  g_prov[1].trust = &t_b;
+  g_prov[1].index = 1;
+  g_prov[1].gen = 2000;
+  g_att.prov = g_prov;
+  g_att.n = 2;
+}
+static void teardown(void) { idm_arena_cleanup(&g_arena); }
+TestSuite(cache, .init = setup, .fini = teardown);
+
+/* A synthetic identity for document number i. */
+static void ident(unsigned i, idm_identity_t *id, char *sub, char *ns) {
+  memset(id, 0, sizeof *id);
+  sprintf(sub, "system:serviceaccount:ns%u:sa%u", i % 7, i);
+  sprintf(ns, "ns%u", i % 7);
+  id->client.attr[POL_A_SUBJECT].ptr = sub;
+  id->client.attr[POL_A_SUBJECT].len = (uint32_t)strlen(sub);
+  id->client.attr[POL_A_NAMESPACE].ptr = ns;
+  id->client.attr[POL_A_NAMESPACE].len = (uint32_t)strlen(ns);
+  id->exp_s = NOW + 100 + i % 50;
+}
+
+static void doc(unsigned i, char *out) { sprintf(out, "eyJhbGciOiJSUzI1NiJ9.doc-%u.sig-%u", i, i * 7919u); }
+
+static bool get(idm_attest_cache_t *c, const idm_provider_t *want, const char *d, long long now,
+                idm_identity_t *out) {
+  uint64_t h = idm_attest_cache_hash(c, d, strlen(d));
+  return idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, want, h, d, strlen(d), now, out);
+}
+static void put(idm_attest_cache_t *c, const idm_provider_t *p, const char *d,
+                const idm_identity_t *id) {
+  uint64_t h = idm_attest_cache_hash(c, d, strlen(d));
+  idm_attest_cache_put(c, p, IDM_DOC_JWT, h, d, strlen(d), id);
+}
+
+Test(cache, hit_returns_copied_attributes_until_exp) {
+  idm_attest_cache_t *c = idm_attest_cache_new(16, 0);
+  char d[128], sub[96], ns[16];
+  idm_identity_t id, got;
+  doc(1, d);
+  ident(1, &id, sub, ns);
+  cr_assert(!get(c, NULL, d, NOW, &got));
+  put(c, &g_prov[0], d, &id);
+  memset(sub, 'x', strlen(sub)); /* the cache holds its own copy */
+  cr_assert(get(c, NULL, d, NOW, &got));
+  cr_assert(got.cached);
+  cr_assert_eq(got.trust, &t_a);
+  cr_assert_eq(got.client.attr[POL_A_SUBJECT].len, strlen("system:serviceaccount:ns1:sa1"));
+  cr_assert(!memcmp(got.client.attr[POL_A_SUBJECT].ptr, "system:serviceaccount:ns1:sa1", 29));
+  cr_assert(!memcmp(got.client.attr[POL_A_TRUST].ptr, "a", 1));
+  cr_assert(!memcmp(got.client.attr[POL_A_KIND].ptr, "oidc", 4));
+  cr_assert_null(got.client.attr[POL_A_POD].ptr);
+  /* Another trust asked for: not served. Same doc, one byte different: not served. */
+  cr_assert(!get(c, &g_prov[1], d, NOW, &got));
+  cr_assert(get(c, &g_prov[0], d, NOW, &got));
+  d[5] ^= 1;
+  cr_assert(!get(c, NULL, d, NOW, &got));
+  d[5] ^= 1;
+  /* Never beyond exp. */
+  cr_assert(get(c, NULL, d, id.exp_s - 1, &got));
+  cr_assert(!get(c, NULL, d, id.exp_s, &got));
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_eq(st.hits, 3);
+  cr_assert_eq(st.misses, 4);
+  cr_assert_eq(st.stale, 1);
+  idm_attest_cache_free(c);
+}
+
+Test(cache, generation_change_clears_only_that_provider) {
+  idm_attest_cache_t *c = idm_attest_cache_new(64, 0);
+  char d0[128], d1[128], sub[96], ns[16];
+  idm_identity_t id, got;
+  doc(10, d0);
+  doc(11, d1);
+  ident(10, &id, sub, ns);
+  put(c, &g_prov[0], d0, &id);
+  put(c, &g_prov[1], d1, &id);
+  g_prov[0].gen++; /* provider a's keys were reloaded */
+  cr_assert(!get(c, NULL, d0, NOW, &got));
+  cr_assert(get(c, NULL, d1, NOW, &got));
+  idm_attest_cache_free(c);
+}
+
+Test(cache, hash_collisions_are_confirmed_by_document) {
+  /* Force every document into one probe window by giving all the same hash. */
+  idm_attest_cache_t *c = idm_attest_cache_new(64, 0);
+  char d[8][128], sub[96], ns[16];
+  idm_identity_t id, got;
+  for (unsigned i = 0; i < 4; i++) {
+    doc(100 + i, d[i]);
+    ident(100 + i, &id, sub, ns);
+    idm_attest_cache_put(c, &g_prov[0], IDM_DOC_JWT, 42, d[i], strlen(d[i]), &id);
+  }
+  for (unsigned i = 0; i < 4; i++) {
+    cr_assert(idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, 42, d[i], strlen(d[i]), NOW, &got));
+    char want[96];
+    sprintf(want, "system:serviceaccount:ns%u:sa%u", (100 + i) % 7, 100 + i);
+    cr_assert(!memcmp(got.client.attr[POL_A_SUBJECT].ptr, want, strlen(want)));
+  }
+  doc(999, d[5]);
+  cr_assert(!idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, 42, d[5], strlen(d[5]), NOW, &got));
+  idm_attest_cache_free(c);
+}
+
+/* Differential: random puts and gets against a reference model (a plain array that
+ * remembers everything). The cache may forget (eviction), but whatever it returns must be
+ * exactly what the model says, and it must never return an expired or stale entry. */
+Test(cache, differential_against_reference_model) {
+  enum { DOCS = 3000, OPS = 60000 };
+  idm_attest_cache_t *c = idm_attest_cache_new(256, 64 * 1024); /* far smaller than DOCS */
+  static long long model_exp[DOCS];
+  static int model_prov[DOCS];
+  uint64_t rng = 0x9e3779b97f4a7c15ULL;
+  long long now = NOW;
+  size_t hits = 0;
+  idm_attest_cache_stats_t st0;
+  idm_attest_cache_stats(c, &st0);
+  for (int op = 0; op < OPS; op++) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    unsigned i = (unsigned)(rng % DOCS);
+    char d[128], sub[96], ns[16];
+    doc(i, d);
+    idm_identity_t id, got;
+    if ((rng >> 40) % 3 == 0) {
+      ident(i, &id, sub, ns);
+      int p = (int)((rng >> 20) & 1);
+      put(c, &g_prov[p], d, &id);
+      model_exp[i] = id.exp_s;
+      model_prov[i] = p;
+    } else if (get(c, NULL, d, now, &got)) {
+      hits++;
+      cr_assert(model_exp[i] > now, "served doc %u after exp", i);
+      cr_assert_eq(got.exp_s, model_exp[i]);
+      cr_assert_eq(got.trust, g_prov[model_prov[i]].trust);
+      ident(i, &id, sub, ns);
+      cr_assert_eq(got.client.attr[POL_A_SUBJECT].len, strlen(sub));
+      cr_assert(!memcmp(got.client.attr[POL_A_SUBJECT].ptr, sub, strlen(sub)));
+      cr_assert(!memcmp(got.client.attr[POL_A_NAMESPACE].ptr, ns, strlen(ns)));
+    }
+    if (op % 1000 == 0)
+      now += 3;
+  }
+  cr_assert_gt(hits, 100);
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_eq(st.bytes_reserved, st0.bytes_reserved, "memory is fixed at creation");
+  cr_assert_gt(st.evictions + st.stale, 0);
+  idm_attest_cache_free(c);
+}
+
+Test(cache, oversize_documents_are_not_stored) {
+  idm_attest_cache_t *c = idm_attest_cache_new(4, 0);
+  static char big[IDM_ATTEST_CACHE_DOC_MAX_BYTES + 2];
+  memset(big, 'a', sizeof big - 1);
+  char sub[96], ns[16];
+  idm_identity_t id, got;
+  ident(1, &id, sub, ns);
+  put(c, &g_prov[0], big, &id);
+  cr_assert(!get(c, NULL, big, NOW, &got));
+  idm_attest_cache_free(c);
+}
+
+/* End to end with a real provider: rebuilding the idm_attest_t (SIGHUP reloads the keys)
+ * makes every entry of the old build miss. */
+Test(cache, rebuilt_attest_misses_old_entries) {
+  fx_cert_write(&g_rsa, env_path("aws-c.pem"));
+  pol_trust_t t;
+  memset(&t, 0, sizeof t);
+  t.name = "aws";
+  t.kind = POL_KIND_AWS_IID;
+  t.certificate = env_path("aws-c.pem");
+  t.max_age_s = 600;
+  const pol_trust_t *ts[] = {&t};
+  idm_why_t why = {{0}};
+  idm_attest_t *a = idm_attest_new_from_trusts(ts, 1, &why);
+  cr_assert_not_null(a, "%s", why.text);
+  char pt[32], d[4096], tok[8192];
+  fx_time(pt, sizeof pt, NOW - 5);
+  fx_iid_doc(d, sizeof d, "123456789012", "i-0123456789abcdef0", pt);
+  fx_iid_wrap(&g_rsa, d, tok, sizeof tok);
+  idm_attest_cache_t *c = idm_attest_cache_new(16, 0);
+  idm_clock_t ck = env_clock(NOW);
+  idm_identity_t id;
+  cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_AWS_IID, "aws", tok, strlen(tok), &ck, &id, &why), IDM_OK, "%s", why.text);
+  cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_AWS_IID, "aws", tok, strlen(tok), &ck, &id, &why), IDM_OK);
+  cr_assert(id.cached);
+  /* The certificate is replaced by another key's and the server reloads. */
+  fx_cert_write(&g_rsa_other, env_path("aws-c.pem"));
+  idm_attest_t *b = idm_attest_new_from_trusts(ts, 1, &why);
+  cr_assert_not_null(b, "%s", why.text);
+  idm_attest_free(a);
+  cr_assert_eq(idm_attest_verify(b, c, &g_arena, IDM_DOC_AWS_IID, "aws", tok, strlen(tok), &ck, &id, &why), IDM_ERR_IID_SIGNATURE, "%s", why.text);
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_eq(st.hits, 1);
+  cr_assert_eq(st.stale, 1);
+  idm_attest_cache_free(c);
+  idm_attest_free(b);
+}

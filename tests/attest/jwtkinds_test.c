@@ -1,0 +1,466 @@
+/* The JWT trust kinds against test issuers: realistic tokens of each platform are accepted
+ * with the right attributes; hostile ones are refused with their specific reason. */
+#include <criterion/criterion.h>
+
+#include "env.h"
+
+static idm_arena_t g_arena;
+static char g_tok[64 * 1024];
+
+static const char *const k8s_aud[] = {"idmint"};
+static const char *const gh_aud[] = {"https://github.com/octo-org", "idmint"};
+static const char *const spiffe_aud[] = {"spiffe://corp.example/idmint"};
+
+static pol_trust_t t_k8s, t_gh, t_gl, t_spiffe, t_oidc;
+
+/* JWKS files: k8s (RSA + EC P-256: the cluster rotated), github (EC), gitlab (RSA),
+ * spiffe (Ed25519 + P-384, as a SPIFFE bundle), oidc (every key). */
+static void setup(void) {
+  idm_arena_init(&g_arena, 256 * 1024);
+  const fx_key_t *k8s[] = {&g_rsa, &g_ec256};
+  fx_jwks_write(env_path("k8s.jwks"), k8s, 2, NULL);
+  const fx_key_t *gh[] = {&g_ec256};
+  fx_jwks_write(env_path("gh.jwks"), gh, 1, NULL);
+  const fx_key_t *gl[] = {&g_rsa};
+  fx_jwks_write(env_path("gl.jwks"), gl, 1, NULL);
+  const fx_key_t *sp[] = {&g_ed, &g_ec384};
+  fx_jwks_write(env_path("spiffe.jwks"), sp, 2,
+                "\"spiffe_sequence\":12,\"spiffe_refresh_hint\":300");
+  const fx_key_t *all[] = {&g_rsa, &g_ec256, &g_ec384, &g_ed};
+  fx_jwks_write(env_path("oidc.jwks"), all, 4, NULL);
+
+  memset(&t_k8s, 0, sizeof t_k8s);
+  t_k8s.name = "k8s-prod";
+  t_k8s.kind = POL_KIND_KUBERNETES;
+  t_k8s.issuer = "https://kubernetes.default.svc.cluster.local";
+  t_k8s.jwks = strdup(env_path("k8s.jwks"));
+  t_k8s.audience = k8s_aud;
+  t_k8s.audience_count = 1;
+  t_k8s.leeway_s = 30;
+  t_k8s.max_lifetime_s = 86400;
+
+  t_gh = t_k8s;
+  t_gh.name = "gh";
+  t_gh.kind = POL_KIND_GITHUB;
+  t_gh.issuer = NULL; /* default: https://token.actions.githubusercontent.com */
+  t_gh.jwks = strdup(env_path("gh.jwks"));
+  t_gh.audience = gh_aud;
+  t_gh.audience_count = 2;
+
+  t_gl = t_k8s;
+  t_gl.name = "gl";
+  t_gl.kind = POL_KIND_GITLAB;
+  t_gl.issuer = "https://gitlab.example.com";
+  t_gl.jwks = strdup(env_path("gl.jwks"));
+
+  t_spiffe = t_k8s;
+  t_spiffe.name = "spire";
+  t_spiffe.kind = POL_KIND_SPIFFE;
+  t_spiffe.issuer = "https://spire.corp.example";
+  t_spiffe.jwks = strdup(env_path("spiffe.jwks"));
+  t_spiffe.audience = spiffe_aud;
+  t_spiffe.trust_domain = "corp.example";
+
+  t_oidc = t_k8s;
+  t_oidc.name = "okta";
+  t_oidc.kind = POL_KIND_OIDC;
+  t_oidc.issuer = "https://idp.example.com/oauth2/default";
+  t_oidc.jwks = strdup(env_path("oidc.jwks"));
+}
+
+static void teardown(void) { idm_arena_cleanup(&g_arena); }
+
+static idm_attest_t *mk(void) {
+  const pol_trust_t *ts[] = {&t_k8s, &t_gh, &t_gl, &t_spiffe, &t_oidc};
+  idm_why_t why = {{0}};
+  idm_attest_t *a = idm_attest_new_from_trusts(ts, 5, &why);
+  cr_assert_not_null(a, "attest_new: %s", why.text);
+  return a;
+}
+
+/* A projected service-account token as kube-apiserver 1.29 issues it. */
+static const char *k8s_claims(long long iat, long long exp, const char *iss, const char *aud) {
+  static char b[2048];
+  snprintf(b, sizeof b,
+           "{\"aud\":[\"%s\"],\"exp\":%lld,\"iat\":%lld,\"iss\":\"%s\","
+           "\"kubernetes.io\":{\"namespace\":\"payments\",\"node\":{\"name\":\"ip-10-0-3-17.ec2.internal\","
+           "\"uid\":\"0f6c5cc1-7e1b-4b8b-9d76-8a4a4b9e1e11\"},\"pod\":{\"name\":\"api-7d9f8b6c5d-x2x9z\","
+           "\"uid\":\"f2b7c8a4-1b0e-4bb1-8e3c-6f4e8d1f9a22\"},\"serviceaccount\":{\"name\":\"api\","
+           "\"uid\":\"7a1d3c4b-5e6f-4a7b-8c9d-0e1f2a3b4c5d\"},\"warnafter\":%lld},"
+           "\"nbf\":%lld,\"sub\":\"system:serviceaccount:payments:api\"}",
+           aud, exp, iat, iss, iat + 3607, iat);
+  return b;
+}
+#define K8S_ISS "https://kubernetes.default.svc.cluster.local"
+
+static idm_err_t verify(idm_attest_t *a, const char *trust, const char *tok, long long now,
+                        idm_identity_t *id, idm_why_t *why) {
+  idm_clock_t c = env_clock(now);
+  idm_arena_reset(&g_arena);
+  return idm_attest_verify(a, NULL, &g_arena, IDM_DOC_JWT, trust, tok, strlen(tok), &c, id, why);
+}
+
+static void attr_eq(const idm_identity_t *id, pol_attr_id_t a, const char *want) {
+  const pol_str_t *v = &id->client.attr[a];
+  if (!want) {
+    cr_assert_null(v->ptr, "%s should be absent", pol_attr_name(a));
+    return;
+  }
+  cr_assert_not_null(v->ptr, "%s missing", pol_attr_name(a));
+  cr_assert_eq(v->len, strlen(want), "%s: %.*s", pol_attr_name(a), (int)v->len, v->ptr);
+  cr_assert_eq(memcmp(v->ptr, want, v->len), 0, "%s: %.*s", pol_attr_name(a), (int)v->len, v->ptr);
+}
+
+#define REFUSED(call, code, fragment)                                                       \
+  do {                                                                                      \
+    idm_why_t why_ = {{0}};                                                                 \
+    idm_identity_t id_;                                                                     \
+    idm_err_t e_ = (call(&id_, &why_));                                                     \
+    cr_assert_eq(e_, code, "want %s, got %s: %s", idm_err_name(code), idm_err_name(e_),     \
+                 why_.text);                                                                \
+    cr_assert(strstr(why_.text, fragment), "reason \"%s\" lacks \"%s\"", why_.text, fragment); \
+  } while (0)
+
+TestSuite(jwtkinds, .init = setup, .fini = teardown);
+
+Test(jwtkinds, kubernetes_projected_token_rs256) {
+  idm_attest_t *a = mk();
+  fx_sign(&g_rsa, "RS256", k8s_claims(NOW - 60, NOW + 3540, K8S_ISS, "idmint"), g_tok, sizeof g_tok);
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  cr_assert_eq(verify(a, "k8s-prod", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  attr_eq(&id, POL_A_TRUST, "k8s-prod");
+  attr_eq(&id, POL_A_KIND, "kubernetes");
+  attr_eq(&id, POL_A_SUBJECT, "system:serviceaccount:payments:api");
+  attr_eq(&id, POL_A_NAMESPACE, "payments");
+  attr_eq(&id, POL_A_SERVICE_ACCOUNT, "api");
+  attr_eq(&id, POL_A_POD, "api-7d9f8b6c5d-x2x9z");
+  attr_eq(&id, POL_A_NODE, "ip-10-0-3-17.ec2.internal");
+  attr_eq(&id, POL_A_REPOSITORY, NULL);
+  cr_assert_eq(id.exp_s, NOW + 3540);
+  cr_assert_eq(id.trust, &t_k8s);
+  cr_assert(!id.cached);
+  /* Chosen by iss when no trust is named. */
+  cr_assert_eq(verify(a, NULL, g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  attr_eq(&id, POL_A_TRUST, "k8s-prod");
+  idm_attest_free(a);
+}
+
+Test(jwtkinds, kubernetes_sub_must_match_kubernetes_io) {
+  idm_attest_t *a = mk();
+  char c[2048];
+  snprintf(c, sizeof c, "%s", k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint"));
+  char *s = strstr(c, "payments:api");
+  memcpy(s, "paymentz", 8);
+  fx_sign(&g_rsa, "RS256", c, g_tok, sizeof g_tok);
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  cr_assert_eq(verify(a, "k8s-prod", g_tok, NOW, &id, &why), IDM_ERR_ATTEST_CLAIMS, "%s", why.text);
+  /* A legacy secret-based token (no kubernetes.io object). */
+  fx_sign(&g_rsa, "RS256",
+          "{\"iss\":\"" K8S_ISS "\",\"aud\":\"idmint\",\"exp\":1790000600,"
+          "\"sub\":\"system:serviceaccount:payments:api\","
+          "\"kubernetes.io/serviceaccount/namespace\":\"payments\"}",
+          g_tok, sizeof g_tok);
+  cr_assert_eq(verify(a, "k8s-prod", g_tok, NOW, &id, &why), IDM_ERR_JWT_CLAIM_MISSING);
+  cr_assert(strstr(why.text, "legacy"), "%s", why.text);
+  idm_attest_free(a);
+}
+
+Test(jwtkinds, github_actions_es256) {
+  idm_attest_t *a = mk();
+  char c[2048];
+  snprintf(c, sizeof c,
+           "{\"jti\":\"example-id\",\"sub\":\"repo:octo-org/octo-repo:environment:prod\","
+           "\"environment\":\"prod\",\"aud\":\"https://github.com/octo-org\","
+           "\"ref\":\"refs/heads/main\",\"sha\":\"example-sha\",\"repository\":\"octo-org/octo-repo\","
+           "\"repository_owner\":\"octo-org\",\"actor_id\":\"12\",\"repository_visibility\":\"private\","
+           "\"repository_id\":\"74\",\"repository_owner_id\":\"65\",\"run_id\":\"example-run-id\","
+           "\"run_number\":\"10\",\"run_attempt\":\"2\",\"runner_environment\":\"github-hosted\","
+           "\"actor\":\"octocat\",\"workflow\":\"example-workflow\",\"head_ref\":\"\",\"base_ref\":\"\","
+           "\"event_name\":\"workflow_dispatch\",\"ref_type\":\"branch\","
+           "\"job_workflow_ref\":\"octo-org/octo-automation/.github/workflows/oidc.yml@refs/heads/main\","
+           "\"iss\":\"https://token.actions.githubusercontent.com\",\"nbf\":%lld,\"exp\":%lld,\"iat\":%lld}",
+           NOW - 5, NOW + 295, NOW);
+  fx_sign(&g_ec256, "ES256", c, g_tok, sizeof g_tok);
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  cr_assert_eq(verify(a, "gh", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  attr_eq(&id, POL_A_KIND, "github");
+  attr_eq(&id, POL_A_SUBJECT, "repo:octo-org/octo-repo:environment:prod");
+  attr_eq(&id, POL_A_REPOSITORY, "octo-org/octo-repo");
+  attr_eq(&id, POL_A_REPOSITORY_OWNER, "octo-org");
+  attr_eq(&id, POL_A_REF, "refs/heads/main");
+  attr_eq(&id, POL_A_REF_TYPE, "branch");
+  attr_eq(&id, POL_A_WORKFLOW, "example-workflow");
+  attr_eq(&id, POL_A_ENVIRONMENT, "prod");
+  attr_eq(&id, POL_A_ACTOR, "octocat");
+  attr_eq(&id, POL_A_EVENT_NAME, "workflow_dispatch");
+  /* A token without the repository claim is not a GitHub Actions token. */
+  char *r = strstr(c, "\"repository\":");
+  memcpy(r, "\"repositorx\":", 13);
+  fx_sign(&g_ec256, "ES256", c, g_tok, sizeof g_tok);
+  cr_assert_eq(verify(a, "gh", g_tok, NOW, &id, &why), IDM_ERR_JWT_CLAIM_MISSING, "%s", why.text);
+  cr_assert(strstr(why.text, "repository"), "%s", why.text);
+  idm_attest_free(a);
+}
+
+Test(jwtkinds, gitlab_ci_ps256) {
+  idm_attest_t *a = mk();
+  char c[2048];
+  snprintf(c, sizeof c,
+           "{\"namespace_id\":\"72\",\"namespace_path\":\"my-group\",\"project_id\":\"20\","
+           "\"project_path\":\"my-group/my-project\",\"user_id\":\"1\",\"user_login\":\"sample-user\","
+           "\"user_email\":\"sample-user@example.com\",\"pipeline_id\":\"574\",\"pipeline_source\":\"push\","
+           "\"job_id\":\"302\",\"ref\":\"feature-branch-1\",\"ref_type\":\"branch\",\"ref_path\":"
+           "\"refs/heads/feature-branch-1\",\"ref_protected\":\"false\",\"environment\":\"test-environment2\","
+           "\"environment_protected\":\"false\",\"deployment_tier\":\"testing\",\"runner_id\":1,"
+           "\"runner_environment\":\"self-hosted\",\"sha\":\"714a629c0b401fdce83e847fc9589983fc6f46bc\","
+           "\"jti\":\"235b3a54-b797-45c7-ae9a-f72d7bc6ef5b\",\"iss\":\"https://gitlab.example.com\","
+           "\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,"
+           "\"sub\":\"project_path:my-group/my-project:ref_type:branch:ref:feature-branch-1\","
+           "\"aud\":\"idmint\"}",
+           NOW, NOW - 5, NOW + 3600);
+  fx_sign(&g_rsa, "PS256", c, g_tok, sizeof g_tok);
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  cr_assert_eq(verify(a, "gl", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  attr_eq(&id, POL_A_KIND, "gitlab");
+  attr_eq(&id, POL_A_PROJECT_PATH, "my-group/my-project");
+  attr_eq(&id, POL_A_NAMESPACE_PATH, "my-group");
+  attr_eq(&id, POL_A_REF, "feature-branch-1");
+  attr_eq(&id, POL_A_ENVIRONMENT, "test-environment2");
+  idm_attest_free(a);
+}
+
+static const char *svid(const char *sub) {
+  static char b[512];
+  snprintf(b, sizeof b,
+           "{\"aud\":[\"spiffe://corp.example/idmint\"],\"exp\":%lld,\"iat\":%lld,"
+           "\"iss\":\"https://spire.corp.example\",\"sub\":\"%s\"}",
+           NOW + 300, NOW, sub);
+  return b;
+}
+
+Test(jwtkinds, spiffe_jwt_svid_eddsa_and_es384_bundle) {
+  idm_attest_t *a = mk();
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  fx_sign(&g_ed, "EdDSA", svid("spiffe://corp.example/ns/payments/sa/api"), g_tok, sizeof g_tok);
+  cr_assert_eq(verify(a, "spire", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  attr_eq(&id, POL_A_KIND, "spiffe");
+  attr_eq(&id, POL_A_SPIFFE_ID, "spiffe://corp.example/ns/payments/sa/api");
+  attr_eq(&id, POL_A_TRUST_DOMAIN, "corp.example");
+  attr_eq(&id, POL_A_SUBJECT, "spiffe://corp.example/ns/payments/sa/api");
+  fx_sign(&g_ec384, "ES384", svid("spiffe://corp.example/web"), g_tok, sizeof g_tok);
+  cr_assert_eq(verify(a, "spire", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  attr_eq(&id, POL_A_SPIFFE_ID, "spiffe://corp.example/web");
+
+  static const char *const bad[] = {
+      "spiffe://other.example/web",        /* foreign trust domain */
+      "spiffe://corp.example",             /* no path */
+      "spiffe://corp.example/",            /* trailing slash */
+      "spiffe://corp.example/a//b",        /* empty segment */
+      "spiffe://corp.example/a/../b",      /* dot segment */
+      "spiffe://Corp.example/web",         /* upper-case trust domain */
+      "spiffe://corp.example:8443/web",    /* port */
+      "spiffe://corp.example/web?x=1",     /* query */
+      "https://corp.example/web",          /* not spiffe */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    fx_sign(&g_ed, "EdDSA", svid(bad[i]), g_tok, sizeof g_tok);
+    cr_assert_eq(verify(a, "spire", g_tok, NOW, &id, &why), IDM_ERR_ATTEST_SPIFFE_ID, "%s: %s",
+                 bad[i], why.text);
+  }
+  idm_attest_free(a);
+}
+
+Test(jwtkinds, oidc_generic_every_algorithm) {
+  idm_attest_t *a = mk();
+  static const struct {
+    const fx_key_t *k;
+    const char *alg;
+  } cases[] = {{&g_rsa, "RS256"}, {&g_rsa, "RS384"}, {&g_rsa, "RS512"}, {&g_rsa, "PS256"},
+               {&g_ec256, "ES256"}, {&g_ec384, "ES384"}, {&g_ed, "EdDSA"}};
+  char c[512];
+  snprintf(c, sizeof c,
+           "{\"iss\":\"https://idp.example.com/oauth2/default\",\"sub\":\"00u1abcd\","
+           "\"aud\":\"idmint\",\"exp\":%lld,\"iat\":%lld,\"email\":\"dev@example.com\","
+           "\"groups\":[\"a\"],\"ver\":1,\"cid\":\"0oa9\"}",
+           NOW + 600, NOW);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    fx_sign(cases[i].k, cases[i].alg, c, g_tok, sizeof g_tok);
+    idm_identity_t id;
+    idm_why_t why = {{0}};
+    cr_assert_eq(verify(a, "okta", g_tok, NOW, &id, &why), IDM_OK, "%s: %s", cases[i].alg,
+                 why.text);
+    attr_eq(&id, POL_A_SUBJECT, "00u1abcd");
+    bool email = false;
+    for (uint32_t j = 0; j < id.client.claims_count; j++) {
+      const pol_kv_t *kv = &id.client.claims[j];
+      cr_assert_neq(kv->name.len == 6 && !memcmp(kv->name.ptr, "groups", 6), 1,
+                    "non-string claims are not attributes");
+      if (kv->name.len == 5 && !memcmp(kv->name.ptr, "email", 5))
+        email = kv->value.len == 15 && !memcmp(kv->value.ptr, "dev@example.com", 15);
+    }
+    cr_assert(email, "claims.email");
+  }
+  idm_attest_free(a);
+}
+
+/* ---- hostile tokens, each with its specific reason ------------------------------- */
+
+static idm_attest_t *g_a;
+static idm_err_t v_k8s(idm_identity_t *id, idm_why_t *why) {
+  return verify(g_a, "k8s-prod", g_tok, NOW, id, why);
+}
+static void k8s_tok(const fx_key_t *k, const char *alg, long long iat, long long exp,
+                    const char *iss, const char *aud) {
+  fx_sign(k, alg, k8s_claims(iat, exp, iss, aud), g_tok, sizeof g_tok);
+}
+
+Test(jwtkinds, refuses_expired_and_not_yet_valid) {
+  g_a = mk();
+  k8s_tok(&g_rsa, "RS256", NOW - 3700, NOW - 100, K8S_ISS, "idmint");
+  REFUSED(v_k8s, IDM_ERR_JWT_EXPIRED, "expired 100s ago");
+  k8s_tok(&g_rsa, "RS256", NOW - 3600, NOW - 10, K8S_ISS, "idmint"); /* within leeway */
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  cr_assert_eq(v_k8s(&id, &why), IDM_OK, "%s", why.text);
+  k8s_tok(&g_rsa, "RS256", NOW + 120, NOW + 3600, K8S_ISS, "idmint");
+  REFUSED(v_k8s, IDM_ERR_JWT_NOT_YET_VALID, "120s");
+  k8s_tok(&g_rsa, "RS256", NOW - 10, NOW + 90000, K8S_ISS, "idmint");
+  REFUSED(v_k8s, IDM_ERR_JWT_LIFETIME, "exceeds");
+  idm_attest_free(g_a);
+}
+
+Test(jwtkinds, refuses_wrong_issuer_and_audience) {
+  g_a = mk();
+  k8s_tok(&g_rsa, "RS256", NOW, NOW + 600, "https://evil.example", "idmint");
+  REFUSED(v_k8s, IDM_ERR_JWT_ISSUER, "evil.example");
+  k8s_tok(&g_rsa, "RS256", NOW, NOW + 600, K8S_ISS, "vault");
+  REFUSED(v_k8s, IDM_ERR_JWT_AUDIENCE, "accepted by trust \"k8s-prod\"");
+  idm_attest_free(g_a);
+}
+
+Test(jwtkinds, refuses_unknown_kid_and_foreign_key) {
+  g_a = mk();
+  fx_key_t stranger = g_rsa_other;
+  snprintf(stranger.kid, sizeof stranger.kid, "no-such-kid");
+  k8s_tok(&stranger, "RS256", NOW, NOW + 600, K8S_ISS, "idmint");
+  REFUSED(v_k8s, IDM_ERR_JWS_KID_UNKNOWN, "no-such-kid");
+  /* Same kid as the real key, signed by another key. */
+  k8s_tok(&g_rsa_other, "RS256", NOW, NOW + 600, K8S_ISS, "idmint");
+  REFUSED(v_k8s, IDM_ERR_JWS_SIGNATURE, "");
+  idm_attest_free(g_a);
+}
+
+Test(jwtkinds, refuses_alg_none_and_hmac_confusion) {
+  g_a = mk();
+  /* alg none, empty signature. */
+  char h[64], p[2048];
+  const char *none_hdr = "{\"alg\":\"none\",\"kid\":\"rsa-1\"}";
+  size_t hl = fx_b64(h, sizeof h, (const uint8_t *)none_hdr, strlen(none_hdr));
+  const char *c = k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint");
+  fx_b64(p, sizeof p, (const uint8_t *)c, strlen(c));
+  snprintf(g_tok, sizeof g_tok, "%.*s.%s.", (int)hl, h, p);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "never accepted");
+  /* HS256 keyed with the issuer's public key (its JWK JSON and its PEM). */
+  char jwk[2048];
+  fx_jwk_json(&g_rsa, NULL, jwk, sizeof jwk);
+  fx_sign_hs256((const uint8_t *)jwk, strlen(jwk), "{\"alg\":\"HS256\",\"kid\":\"rsa-1\"}", c,
+                g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "HS256");
+  idm_attest_free(g_a);
+}
+
+Test(jwtkinds, refuses_rs256_against_ec_key) {
+  g_a = mk();
+  /* The header names the cluster's EC key but the token is RS256 (signed with RSA). */
+  fx_sign_raw(&g_rsa, "RS256", "{\"alg\":\"RS256\",\"kid\":\"ec-256\"}",
+              k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint"), g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_MISMATCH, "");
+  idm_attest_free(g_a);
+}
+
+Test(jwtkinds, refuses_duplicate_claims_and_oversize) {
+  g_a = mk();
+  char c[4096];
+  snprintf(c, sizeof c, "{\"sub\":\"system:serviceaccount:kube-system:admin\",%s",
+           k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint") + 1);
+  fx_sign(&g_rsa, "RS256", c, g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWS_FORMAT, "duplicate");
+  /* Over the 16 KiB limit: refused before any parsing. */
+  memset(g_tok, 'A', 20000);
+  g_tok[20000] = '\0';
+  REFUSED(v_k8s, IDM_ERR_JWT_TOO_LARGE, "exceeds");
+  idm_attest_free(g_a);
+}
+
+Test(jwtkinds, refuses_wrong_claim_types_and_alg_not_allowed) {
+  g_a = mk();
+  fx_sign(&g_rsa, "RS256",
+          "{\"iss\":\"" K8S_ISS "\",\"aud\":\"idmint\",\"exp\":\"tomorrow\","
+          "\"sub\":\"system:serviceaccount:payments:api\"}",
+          g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWT_CLAIM_TYPE, "exp");
+  fx_sign(&g_rsa, "RS256",
+          "{\"iss\":\"" K8S_ISS "\",\"aud\":\"idmint\",\"exp\":1790000600,\"sub\":42,"
+          "\"kubernetes.io\":{}}",
+          g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWT_CLAIM_TYPE, "sub");
+  /* The trust block narrows the algorithms to ES256: RS256 is refused even though the
+   * key would allow it. */
+  static const char *const es_only[] = {"ES256"};
+  pol_trust_t narrowed = t_k8s;
+  narrowed.algorithms = es_only;
+  narrowed.algorithm_count = 1;
+  const pol_trust_t *ts[] = {&narrowed};
+  idm_why_t why = {{0}};
+  idm_attest_t *a = idm_attest_new_from_trusts(ts, 1, &why);
+  cr_assert_not_null(a, "%s", why.text);
+  k8s_tok(&g_rsa, "RS256", NOW, NOW + 600, K8S_ISS, "idmint");
+  idm_identity_t id;
+  cr_assert_eq(verify(a, "k8s-prod", g_tok, NOW, &id, &why), IDM_ERR_ATTEST_ALG_NOT_ALLOWED);
+  k8s_tok(&g_ec256, "ES256", NOW, NOW + 600, K8S_ISS, "idmint");
+  cr_assert_eq(verify(a, "k8s-prod", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  idm_attest_free(a);
+  idm_attest_free(g_a);
+}
+
+Test(jwtkinds, chooses_trust_by_iss_or_says_why_not) {
+  idm_attest_t *a = mk();
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  fx_sign(&g_ed, "EdDSA", svid("spiffe://corp.example/web"), g_tok, sizeof g_tok);
+  cr_assert_eq(verify(a, NULL, g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  attr_eq(&id, POL_A_TRUST, "spire");
+  k8s_tok(&g_rsa, "RS256", NOW, NOW + 600, "https://unknown.example", "idmint");
+  cr_assert_eq(verify(a, NULL, g_tok, NOW, &id, &why), IDM_ERR_ATTEST_TRUST_UNKNOWN);
+  cr_assert(strstr(why.text, "unknown.example"), "%s", why.text);
+  cr_assert_eq(verify(a, "nope", g_tok, NOW, &id, &why), IDM_ERR_ATTEST_TRUST_UNKNOWN);
+  idm_clock_t c = env_clock(NOW);
+  cr_assert_eq(idm_attest_verify(a, NULL, &g_arena, IDM_DOC_AWS_IID, "k8s-prod", "{}", 2, &c,
+                                 &id, &why),
+               IDM_ERR_ATTEST_KIND_MISMATCH);
+  idm_attest_free(a);
+}
+
+Test(jwtkinds, config_errors_name_the_block) {
+  pol_trust_t t = t_k8s;
+  t.jwks = env_path("missing.jwks");
+  const pol_trust_t *ts[] = {&t};
+  idm_why_t why = {{0}};
+  cr_assert_null(idm_attest_new_from_trusts(ts, 1, &why));
+  cr_assert(strstr(why.text, "k8s-prod") && strstr(why.text, "missing.jwks"), "%s", why.text);
+  static const char *const hs[] = {"HS256"};
+  t = t_k8s;
+  t.algorithms = hs;
+  t.algorithm_count = 1;
+  cr_assert_null(idm_attest_new_from_trusts(ts, 1, &why));
+  cr_assert(strstr(why.text, "HS256"), "%s", why.text);
+  t = t_k8s;
+  t.audience_count = 0;
+  cr_assert_null(idm_attest_new_from_trusts(ts, 1, &why));
+  cr_assert(strstr(why.text, "audience"), "%s", why.text);
+}
