@@ -169,7 +169,7 @@ static bool put_key(builder_t *b, uint64_t mask, uint32_t target, const uint32_t
     if (!bk->h)
       break;
     if (bk->h == h && bk->sig == mask && bk->target == target &&
-        !memcmp(c->u32 + bk->tuple, tuple, tn * sizeof *tuple))
+        (tn == 0 || !memcmp(c->u32 + bk->tuple, tuple, tn * sizeof *tuple)))
       break;
     slot = (slot + 1) & ix->bucket_mask;
   }
@@ -181,7 +181,8 @@ static bool put_key(builder_t *b, uint64_t mask, uint32_t target, const uint32_t
     bk->sig = mask;
     bk->target = target;
     bk->tuple = c->u32_n;
-    memcpy(c->u32 + c->u32_n, tuple, tn * sizeof *tuple);
+    if (tn) /* the empty attribute set has no tuple (and u32 may still be unallocated) */
+      memcpy(c->u32 + c->u32_n, tuple, tn * sizeof *tuple);
     c->u32_n += tn;
     b->head[slot] = b->tail[slot] = POL_NONE;
     if (!sig_add(b, mask, target == POL_TARGET_ANY))

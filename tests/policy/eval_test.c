@@ -243,6 +243,10 @@ static void agree_on(const char *text, const pol_client_t *cl, const char *tname
 }
 
 Test(eval, index_edge_shapes) {
+  /* regression: a rule with no condition and no scope left the u32 pool unallocated and
+   * the empty key's tuple was copied from NULL (UBSan) */
+  pol_client_t none = {0};
+  agree_on("target \"t\" {}\npermit \"p\" { target any }\n", &none, "t", POL_ALLOW, 1);
   char *buf = malloc(1 << 20);
   size_t o = 0;
   o += (size_t)sprintf(buf + o, "target \"t\" {}\n");
