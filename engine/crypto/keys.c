@@ -614,6 +614,11 @@ idm_err_t idm_keys_new(const char *dir, idm_key_alg_t alg, const idm_clock_t *cl
 
 idm_err_t idm_keys_rotate(const char *dir, const idm_clock_t *clk, int64_t max_token_ttl_s,
                           idm_why_t *why) {
+  return idm_keys_rotate_alg(dir, clk, max_token_ttl_s, -1, why);
+}
+
+idm_err_t idm_keys_rotate_alg(const char *dir, const idm_clock_t *clk, int64_t max_token_ttl_s,
+                              int only_alg, idm_why_t *why) {
   if (max_token_ttl_s <= 0)
     max_token_ttl_s = IDM_KEYS_MAX_TOKEN_TTL_S;
   idm_key_t *keys;
@@ -624,6 +629,8 @@ idm_err_t idm_keys_rotate(const char *dir, const idm_clock_t *clk, int64_t max_t
   int64_t now = idm_clock_now_s(clk);
   bool any = false;
   for (int alg = IDM_KEY_EDDSA; alg <= IDM_KEY_ES256 && !e; alg++) {
+    if (only_alg >= 0 && alg != only_alg)
+      continue;
     idm_key_t *next = NULL;
     bool present = false;
     for (size_t i = 0; i < n; i++)
@@ -665,6 +672,7 @@ idm_err_t idm_keys_rotate(const char *dir, const idm_clock_t *clk, int64_t max_t
     }
   dir_free(keys, n);
   if (!e && !any)
-    e = idm_fail(why, IDM_ERR_KEY_NONE, "%s: no keys to rotate; run 'idmint keys new' first", dir);
+    e = idm_fail(why, IDM_ERR_KEY_NONE, "%s: no%s%s keys to rotate; run 'idmint keys new' first",
+                 dir, only_alg < 0 ? "" : " ", only_alg < 0 ? "" : idm_key_alg_name((idm_key_alg_t)only_alg));
   return e;
 }

@@ -87,6 +87,9 @@ idm_err_t idm_keys_new(const char *dir, idm_key_alg_t alg, const idm_clock_t *cl
                        char kid_out[IDM_KID_LEN + 1], idm_why_t *why);
 idm_err_t idm_keys_rotate(const char *dir, const idm_clock_t *clk, int64_t max_token_ttl_s,
                           idm_why_t *why);
+/* Like idm_keys_rotate, for one algorithm only (only_alg an idm_key_alg_t, or -1: all). */
+idm_err_t idm_keys_rotate_alg(const char *dir, const idm_clock_t *clk, int64_t max_token_ttl_s,
+                              int only_alg, idm_why_t *why);
 
 #ifdef __cplusplus
 }
