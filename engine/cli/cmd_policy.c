@@ -367,13 +367,13 @@ static int cmd_explain(const char *path, const char *req_path) {
       free(u);
     }
   }
-  char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-  if (!text) {
-    rc = idm_cli_err("out of memory");
+  /* json_dumpf, not json_dumps: a dumped string would come from jansson's allocator
+   * hooks (core/json.c) and could not be given to free() */
+  if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
+    rc = idm_cli_err("cannot write the decision to stdout");
     goto done;
   }
-  printf("%s\n", text);
-  free(text);
+  putchar('\n');
   rc = IDM_EXIT_OK;
 done:
   json_decref(out);
