@@ -110,6 +110,9 @@
 /* Requests accepted by one thread between two audit group commits; more is 503 with
  * Retry-After (the cap on work queued per thread). */
 #define IDM_NET_QUEUED_MAX 4096
+/* Exchanges a thread may hold waiting for their batch's audit write (each holds a response
+ * of IDM_TOKEN_MAX + ~1.5 KiB). Over it new exchanges get 503 with Retry-After. */
+#define IDM_NET_PENDING_MAX 1024
 /* Submission/completion queue entries of each thread's ring. */
 #define IDM_NET_RING_ENTRIES 4096
 /* Provided receive buffers per thread (count, bytes each; count a power of two). */
