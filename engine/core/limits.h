@@ -128,6 +128,7 @@
 /* Timer sweep and signal check period of the event loop. */
 #define IDM_NET_TICK_MS 200
 
+#ifndef __cplusplus /* C++ (benchmarks) spells it static_assert */
 _Static_assert(IDM_NET_CONN_IN_BYTES >= IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_MAX_BYTES,
                "a connection must buffer one whole request");
 /* Room one HTTP/1.1 response may need: head, two token headers, largest body. */
@@ -135,6 +136,7 @@ _Static_assert(IDM_NET_CONN_IN_BYTES >= IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_
 _Static_assert(IDM_NET_CONN_OUT_BYTES >= IDM_NET_H1_RESP_MAX_BYTES + 4096,
                "one largest response must fit the output buffer");
 _Static_assert((IDM_NET_RECV_BUFS & (IDM_NET_RECV_BUFS - 1)) == 0, "buffer ring size");
+#endif
 
 /* ---- batch ----------------------------------------------------------------------- */
 /* Most entries (credentials + denials) one batch holds. Bounds the Merkle path in every
