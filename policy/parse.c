@@ -79,6 +79,7 @@ typedef struct parser {
   uint32_t *def[DEF__N]; /* sid -> line + 1 of its definition */
   uint32_t def_cap[DEF__N];
   bool server_seen;
+  bool trust_kindless; /* a trust block without a valid kind was seen */
   char sbuf[POL_STRING_MAX_BYTES + 1];
 } parser_t;
 
@@ -1027,6 +1028,7 @@ static void parse_trust(parser_t *p) {
   pos_t seen[K__N] = {{0}};
   block_body(p, "trust", at, trust_keys, trust_item, &u, seen);
   if (u.kind < 0) {
+    p->trust_kindless = true;
     if (!seen[K_KIND].line)
       err_at(p, name_at, "trust \"%s\" needs a kind", t.name);
     return;
@@ -1884,44 +1886,10 @@ static void check_kinds(parser_t *p, uint32_t n, uint32_t allowed) {
   }
 }
 
-static void resolve(parser_t *p) {
+/* Kinds: a client can only come from a declared trust (every kind if none is declared),
+ * and an attribute must exist for some kind its condition can match. */
+static void kind_analysis(parser_t *p, uint32_t declared) {
   pol_config_t *c = p->c;
-  if (!pol_config_build_names(c)) {
-    oom(p);
-    return;
-  }
-  for (uint32_t i = 0; i < p->refs_n && !stopped(p); i++) {
-    ref_t *r = &p->refs[i];
-    pol_str_t s = pol_sid(c, r->sid);
-    if (r->kind == REF_TRUST && !pol_config_trust_find(c, s.ptr, s.len))
-      err_at(p, r->at, "unknown trust \"%s\"", s.ptr);
-    if (r->kind == REF_TARGET) {
-      const pol_target_t *t = pol_config_target_find(c, s.ptr, s.len);
-      if (!t || strcmp(t->name, s.ptr) != 0)
-        err_at(p, r->at, "unknown target \"%s\"%s", s.ptr,
-               t ? " (that is a target's audience; rules name targets by name)" : "");
-    }
-  }
-  if (p->nerr)
-    return;
-  /* rule target lists: names to sorted indices */
-  for (uint32_t i = 0; i < c->rules_n; i++) {
-    pol_rule_t *r = &c->rules[i];
-    if (r->targets_n == POL_TARGET_ANY)
-      continue;
-    uint32_t *v = c->u32 + r->targets_off;
-    for (uint32_t j = 0; j < r->targets_n; j++) {
-      pol_str_t s = pol_sid(c, v[j]);
-      v[j] = pol_config_target_find(c, s.ptr, s.len)->index;
-    }
-    r->targets_n = sort_unique(v, r->targets_n);
-  }
-  /* kinds: a client can only come from a declared trust (every kind if none is declared) */
-  uint32_t declared = 0;
-  for (uint32_t i = 0; i < c->trusts_n; i++)
-    declared |= 1u << c->trusts[i].kind;
-  if (!declared)
-    declared = POL_KINDS_ALL;
   for (uint32_t i = 0; i < c->rules_n && !stopped(p); i++) {
     pol_rule_t *r = &c->rules[i];
     if (r->client == POL_NONE)
@@ -1941,6 +1909,51 @@ static void resolve(parser_t *p) {
     if (!k && p->nerr == before)
       err_at(p, p->rpos[i], "%s \"%s\" can never match: its client condition requires "
              "contradictory kinds", r->forbid ? "forbid" : "permit", pol_sid(c, r->name).ptr);
+  }
+}
+
+static void resolve(parser_t *p) {
+  pol_config_t *c = p->c;
+  if (!pol_config_build_names(c)) {
+    oom(p);
+    return;
+  }
+  /* names are checked against every block written, even one with errors of its own, so
+   * that a broken block does not also make each of its uses an error */
+  for (uint32_t i = 0; i < p->refs_n && !stopped(p); i++) {
+    ref_t *r = &p->refs[i];
+    pol_str_t s = pol_sid(c, r->sid);
+    int cat = r->kind == REF_TRUST ? DEF_TRUST : DEF_TARGET;
+    if (r->sid < p->def_cap[cat] && p->def[cat] && p->def[cat][r->sid])
+      continue;
+    if (r->kind == REF_TRUST) {
+      err_at(p, r->at, "unknown trust \"%s\"", s.ptr);
+    } else {
+      const pol_target_t *t = pol_config_target_find(c, s.ptr, s.len);
+      err_at(p, r->at, "unknown target \"%s\"%s", s.ptr,
+             t ? " (that is a target's audience; rules name targets by name)" : "");
+    }
+  }
+  uint32_t declared = 0;
+  for (uint32_t i = 0; i < c->trusts_n; i++)
+    declared |= 1u << c->trusts[i].kind;
+  if (!declared)
+    declared = POL_KINDS_ALL;
+  if (!p->trust_kindless) /* else the declared kinds are unknown: no guessing */
+    kind_analysis(p, declared);
+  if (p->nerr)
+    return;
+  /* rule target lists: names to sorted indices */
+  for (uint32_t i = 0; i < c->rules_n; i++) {
+    pol_rule_t *r = &c->rules[i];
+    if (r->targets_n == POL_TARGET_ANY)
+      continue;
+    uint32_t *v = c->u32 + r->targets_off;
+    for (uint32_t j = 0; j < r->targets_n; j++) {
+      pol_str_t s = pol_sid(c, v[j]);
+      v[j] = pol_config_target_find(c, s.ptr, s.len)->index;
+    }
+    r->targets_n = sort_unique(v, r->targets_n);
   }
 }
 
@@ -2040,7 +2053,7 @@ pol_config_t *pol_config_parse(const char *src, size_t len, const char *filename
       }
     }
   }
-  if (!p->nerr)
+  if (!stopped(p))
     resolve(p);
   if (!p->nerr)
     server_defaults(p);

@@ -201,6 +201,22 @@ typedef struct pol_decision {
 void pol_eval(const pol_config_t *cfg, const pol_client_t *client, uint32_t target_index,
               const pol_context_t *ctx, const pol_ask_t *ask, pol_decision_t *out);
 
+/* ---- explaining (slow path: CLI, logs; may take time linear in the rules) ----------- */
+typedef struct pol_explain {
+  uint32_t rule;      /* the closest permit: fewest failing top-level conditions for this
+                         target, ties to the first written; UINT32_MAX if no permit failed */
+  uint32_t held;      /* its top-level conditions that held (its target list counts as one) */
+  uint32_t total;     /* all of its top-level conditions */
+  char failed[512];   /* the first that did not hold, in the language's syntax */
+} pol_explain_t;
+
+/* For a default deny: which permit came closest and why it did not match. */
+void pol_explain_closest(const pol_config_t *cfg, const pol_client_t *client,
+                         uint32_t target_index, const pol_context_t *ctx, pol_explain_t *out);
+/* Writes rule as one line of the language ("permit \"x\" { client ...; target ...; }"),
+ * NUL-terminated and cut at cap. Returns the length written. */
+size_t pol_rule_format(const pol_config_t *cfg, uint32_t rule, char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -98,6 +98,9 @@ void idm_audit_chain(idm_audit_log_t *log, const SHA256_CTX *partial, char prev_
  * with res (0 or -errno). */
 void idm_audit_written(idm_audit_log_t *log, uint64_t offset, int64_t n);
 void idm_audit_synced(idm_audit_log_t *log, uint64_t upto, int res);
+/* Every byte before this offset is on file (read it just before issuing an fdatasync
+ * and pass it to idm_audit_synced). */
+uint64_t idm_audit_written_upto(idm_audit_log_t *log);
 /* Records whose end offset is <= this may be released (see CONCURRENCY). Atomic read. */
 uint64_t idm_audit_released_upto(const idm_audit_log_t *log);
 /* IDM_AUDIT_FSYNC_INTERVAL: true when an fdatasync is due at mono time now_ns and none

@@ -58,6 +58,8 @@ typedef struct idm_batch_opts {
   const idm_key_t *key;       /* Ed25519 key that signs batch roots (ACTIVE); borrowed */
   size_t items_max;           /* entries per batch, 1..IDM_BATCH_ITEMS_MAX (0: default) */
   idm_audit_log_t *log;       /* shared log, or NULL for no audit line; borrowed */
+  const char *iss;            /* the issuer every credential names (the line's "iss");
+                                 required with a log; items with another iss are refused */
   const idm_clock_t *clk;     /* batch issue time; NULL: real time */
 } idm_batch_opts_t;
 
@@ -99,19 +101,22 @@ void idm_batch_free(idm_batch_t *b); /* NULL is a no-op; pending cookies are dro
 /* Replaces the root-signing key (reload), between seals. IDM_ERR_BATCH_KEY if not Ed25519. */
 idm_err_t idm_batch_set_key(idm_batch_t *b, const idm_key_t *key, idm_why_t *why);
 
-/* Queues one entry. Errors: IDM_ERR_BATCH_FULL (seal first), IDM_ERR_BATCH_BUSY (every
- * slot awaits its write: shed the request), IDM_ERR_AUDIT_FAILED (fail closed),
- * IDM_ERR_INVALID_ARG (missing output/claims, or a batch-profile item while ...),
- * IDM_ERR_NOSPACE (the signing input does not fit out_cap), the errors of
- * idm_jwt_signing_input. Nothing is queued on error. */
+/* Queues one entry. Errors: IDM_ERR_BATCH_FULL (the batch, or its audit line, is full:
+ * seal, then add again), IDM_ERR_BATCH_BUSY (full, and every slot awaits its audit
+ * write: shed the request), IDM_ERR_AUDIT_FAILED (fail closed), IDM_ERR_INVALID_ARG
+ * (missing output/claims/key, or an iss other than opts.iss), IDM_ERR_AUDIT_RECORD (one
+ * entry larger than IDM_AUDIT_ENTRY_MAX_BYTES), IDM_ERR_NOSPACE (the token cannot fit
+ * out_cap), the errors of idm_jwt_signing_input. Nothing is queued on error. */
 idm_err_t idm_batch_add(idm_batch_t *b, const idm_batch_item_t *item, idm_why_t *why);
 
 bool idm_batch_full(const idm_batch_t *b);
 /* True when entries are waiting to be sealed. */
 bool idm_batch_pending(const idm_batch_t *b);
 
-/* Seals the gathered batch (see CONTRACT). IDM_ERR_BATCH_EMPTY when nothing is pending.
- * On a signing failure every entry of the batch is completed with the error. */
+/* Seals the gathered batch (see CONTRACT). IDM_ERR_BATCH_EMPTY when nothing is pending,
+ * IDM_ERR_BATCH_BUSY when IDM_BATCH_INFLIGHT_MAX sealed batches still await their audit
+ * write (nothing changes; call again after completions). On a signing failure the batch
+ * is sealed anyway and every entry of it is completed with the error (no line). */
 idm_err_t idm_batch_seal(idm_batch_t *b, idm_batch_sealed_t *out, idm_why_t *why);
 
 /* Reports every cookie whose batch is released (or failed), in add order per batch, and

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "idmint/verify.h"
 #include "core/b64url.h"
 #include "core/json.h"
 #include "core/limits.h"
@@ -230,13 +231,27 @@ static int verify_jwt(const verify_args_t *a, const char *tok, size_t len) {
 }
 
 /* batch profile: EdDSA-MTB1, checked by the batch area's verifier library
- * (engine/include/idmint/verify.h) once it is built into the engine. */
+ * (engine/include/idmint/verify.h): leaf, Merkle path, batch signature, then the same
+ * claim checks as the jwt profile. */
 static int verify_batch(const verify_args_t *a, const char *tok, size_t len) {
-  (void)a;
-  (void)tok;
-  (void)len;
-  return idm_cli_err("token refused: batch-profile (EdDSA-MTB1) verification is not built into "
-                     "this idmint yet (IDM_ERR_NOT_IMPLEMENTED)");
+  char reason[IDM_VERIFY_REASON_LEN];
+  idm_verify_opts_t o = {.issuer = a->expect.issuer, .audience = a->expect.audience,
+                         .leeway_s = a->expect.leeway_s};
+  idm_verifier_t *v = idm_verifier_new(a->jwks_json, a->jwks_len, &o, reason);
+  if (!v)
+    return idm_cli_err("%s: %s", a->jwks_path, reason);
+  static char claims[IDM_JWT_MAX_BYTES];
+  idm_verified_t out;
+  int e = idm_verify_token(v, tok, len, 0, &out, claims, sizeof claims, reason);
+  idm_verifier_free(v);
+  if (e)
+    return idm_cli_err("token refused: %s (%s)", reason, idm_err_name((idm_err_t)e));
+  json_t *c = idm_json_parse(claims, out.claims_len, NULL, NULL);
+  if (!c)
+    return idm_cli_err("claims do not parse");
+  int rc = print_claims(c);
+  json_decref(c);
+  return rc;
 }
 
 typedef int (*verify_fn)(const verify_args_t *a, const char *tok, size_t len);

@@ -87,6 +87,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   return 0;
 }
 
+/* Bytes copied as they are: printable ASCII except '"' and '\\'. One table read per byte
+ * keeps the common case (already-clean strings) a tight loop. */
+static bool json_plain[256];
+__attribute__((constructor)) static void json_plain_init(void) {
+  for (int c = 0x20; c < 0x80; c++)
+    json_plain[c] = c != '"' && c != '\\';
+}
+
 size_t idm_json_escape(char *out, size_t cap, const char *str, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str;
@@ -101,7 +109,7 @@ size_t idm_json_escape(char *out, size_t cap, const char *str, size_t len) {
   size_t i = 0;
   while (i < len) {
     size_t run = i;
-    while (run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+    while (run < len && json_plain[s[run]])
       run++;
     if (run > i) {
       EMIT(s + i, run - i);

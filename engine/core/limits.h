@@ -86,6 +86,10 @@
 /* How far out of file order batch sequences may appear (threads seal concurrently and
  * reserve sequences before they chain their lines). Bounds the verifier's window. */
 #define IDM_AUDIT_REORDER_MAX 65536
+/* Written ranges of the audit log that complete ahead of an earlier unwritten one
+ * (threads' writes finish out of order). Bounded by threads x IDM_BATCH_INFLIGHT_MAX in
+ * practice; overflowing it fails the log closed rather than losing track. */
+#define IDM_AUDIT_RANGES_MAX 4096
 /* Verified batch signatures a verifier remembers, so that it checks each batch's
  * signature once. */
 #define IDM_VERIFY_CACHE_ENTRIES 1024

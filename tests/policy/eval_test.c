@@ -3,6 +3,8 @@
  * reference interpreter, which must agree. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -222,4 +224,58 @@ Test(glob, semantics) {
   cr_assert_not(pol_glob_match("*b*d", 4, "abcbde", 6));
   cr_assert(pol_glob_match("a**", 3, "a", 1));
   cr_assert_not(pol_glob_match("", 0, "a", 1));
+}
+
+/* Shapes the random generator does not reach: more matches than the fast path's stack
+ * array (handed to the reference), `in` lists whose product exceeds the expansion bound,
+ * long target lists filed under "any". */
+static void agree_on(const char *text, const pol_client_t *cl, const char *tname,
+                     pol_outcome_t want, uint32_t want_rules) {
+  pol_diag_t d;
+  pol_config_t *saved = cfg;
+  cfg = pol_config_parse(text, strlen(text), "big.conf", &d);
+  cr_assert_not_null(cfg, "%s", d.count ? d.text[0] : "");
+  pol_decision_t x = decide(cl, tname, NULL, NULL, 0);
+  cr_assert_eq(x.outcome, want);
+  cr_assert_eq(x.rule_count, want_rules);
+  pol_config_free(cfg);
+  cfg = saved;
+}
+
+Test(eval, index_edge_shapes) {
+  /* regression: a rule with no condition and no scope left the u32 pool unallocated and
+   * the empty key's tuple was copied from NULL (UBSan) */
+  pol_client_t none = {0};
+  agree_on("target \"t\" {}\npermit \"p\" { target any }\n", &none, "t", POL_ALLOW, 1);
+  char *buf = malloc(1 << 20);
+  size_t o = 0;
+  o += (size_t)sprintf(buf + o, "target \"t\" {}\n");
+  for (int i = 0; i < 300; i++)
+    o += (size_t)sprintf(buf + o, "permit \"p%d\" {\n target any\n scope \"s%d\"\n}\n", i, i % 7);
+  pol_client_t c = k8s("a", "b");
+  agree_on(buf, &c, "t", POL_ALLOW, POL_DECISION_RULES_MAX);
+
+  o = (size_t)sprintf(buf, "target \"t\" {}\npermit \"wide\" {\n client namespace in [");
+  for (int i = 0; i < 100; i++)
+    o += (size_t)sprintf(buf + o, "%s\"n%d\"", i ? ", " : "", i);
+  o += (size_t)sprintf(buf + o, "] and service_account in [");
+  for (int i = 0; i < 100; i++)
+    o += (size_t)sprintf(buf + o, "%s\"s%d\"", i ? ", " : "", i);
+  o += (size_t)sprintf(buf + o, "]\n target any\n}\n");
+  c = k8s("n42", "s99");
+  agree_on(buf, &c, "t", POL_ALLOW, 1);
+  c = k8s("n42", "s100");
+  agree_on(buf, &c, "t", POL_DENY_DEFAULT, 0);
+
+  o = 0;
+  for (int i = 0; i < 5000; i++)
+    o += (size_t)sprintf(buf + o, "target \"t%d\" {}\n", i);
+  o += (size_t)sprintf(buf + o, "forbid \"many\" {\n client namespace == \"a\"\n target ");
+  for (int i = 0; i < 5000; i += 2)
+    o += (size_t)sprintf(buf + o, "%s\"t%d\"", i ? ", " : "", i);
+  o += (size_t)sprintf(buf + o, "\n}\npermit \"all\" { target any }\n");
+  c = k8s("a", "b");
+  agree_on(buf, &c, "t4998", POL_DENY_FORBID, 1);
+  agree_on(buf, &c, "t4999", POL_ALLOW, 1);
+  free(buf);
 }

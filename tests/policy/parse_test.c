@@ -200,6 +200,9 @@ Test(parse, every_error_in_one_pass) {
   cr_assert(strstr(d->text[2], ":5:18: 'ttl' takes a duration"), "%s", d->text[2]);
   cr_assert(strstr(d->text[3], ":7:20: type mismatch: '<' compares numbers"), "%s", d->text[3]);
   cr_assert(strstr(d->text[4], ":10:8: duplicate permit name \"p\""), "%s", d->text[4]);
+  /* names are resolved after the last block, even when the blocks had errors */
+  cr_assert_eq(d->count, 6);
+  cr_assert(strstr(d->text[5], ":8:10: unknown target \"nope\""), "%s", d->text[5]);
 }
 
 Test(parse, error_limit_counts_beyond_storage) {

@@ -6,12 +6,13 @@
  *                  Ed25519 signature over the batch message, checked once per batch and
  *                  remembered (IDM_VERIFY_CACHE_ENTRIES batches) so the next token of
  *                  the same batch costs two-to-twelve SHA-256 compressions.
- * Then the claims: iss and aud (when configured), exp and nbf with leeway, and the types
- * of iat, sub, jti. docs/VERIFY.md documents the API; docs/TOKENS.md the formats.
+ * Then the claims, by the same rules for both profiles (the jwt profile's): iss and aud
+ * when configured, exp and nbf with leeway, iat not in the future, and the types of iss,
+ * sub, jti, scope and idm. docs/VERIFY.md documents the API; docs/TOKENS.md the formats.
  *
  * Thread-safety: a verifier may be shared by threads; its signature cache is locked.
- * Memory: the verifier allocates at creation only; verification uses the caller's
- * claims buffer and a small internal per-call scratch area on the stack.
+ * Memory: the verifier allocates at creation, and each thread reserves one scratch
+ * arena on its first call; after that verification does not allocate.
  * Errors: 0 on success, else a negative idm error code (idm_err_name/idm_err_str in the
  * engine, or the reason text, which always says what was wrong). */
 #ifndef IDMINT_VERIFY_H

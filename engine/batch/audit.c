@@ -1,0 +1,653 @@
+/* The audit transparency log: shared writer state and the line verifier.
+ *
+ * Writer. One idm_audit_log_t per process. Threads build and hash their own lines; the
+ * only shared steps are an atomic sequence counter and idm_audit_chain, a few hundred
+ * nanoseconds under a mutex once per batch: copy the caller's SHA-256 state, feed it the
+ * previous line's hash (base64url) and the closing `"}`, finish, and reserve the line's
+ * file range. Every write is positional, so the file holds lines in chain order however
+ * the threads' rings complete them. Completed ranges are merged into a contiguous
+ * "written" watermark; a record is released only when the watermark (or, for policy
+ * batch, the fsynced watermark) passes its end, so no client ever holds a credential
+ * whose line sits behind an unwritten hole. Any write or fsync failure latches the
+ * failed state (fail closed) with its reason.
+ *
+ *   file:  | line 0 | line 1 | line 2 (writing) | line 3 (written) | ...
+ *                            ^ written watermark: line 3 waits for line 2
+ *
+ * Verifier. A line is parsed with jansson (duplicate keys refused), but the chain is
+ * checked on the raw bytes: the line must end with `,"prev":"<43 chars>"}` and its hash
+ * is SHA-256 of all its bytes. Allow entries are re-derived: the credential's signing
+ * input is rebuilt from the entry with idm_jwt_signing_input and must hash to the
+ * recorded leaf, the leaves must build the signed root, and the root's signature must
+ * verify with the kid's Ed25519 key. */
+#include "batch/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/curve25519.h>
+#include <openssl/mem.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batch/btoken.h"
+#include "core/b64url.h"
+#include "core/clock.h"
+#include "core/limits.h"
+#include "crypto/jwt.h"
+
+#define PREV_KEY ",\"prev\":\""
+#define PREV_KEY_LEN 9
+#define HASH_B64 43
+#define LINE_TAIL_LEN (PREV_KEY_LEN + HASH_B64 + 2) /* ,"prev":"<43>"} */
+
+typedef struct range { uint64_t off, end; } range_t;
+
+struct idm_audit_log {
+  int fd;
+  idm_audit_opts_t opts;
+  pthread_mutex_t mu;
+  _Atomic uint64_t next_seq;
+  uint64_t end;                       /* next free offset (mu) */
+  idm_hash_t last;                    /* hash of the last chained line (mu) */
+  _Atomic uint64_t written;           /* [0, written) on file (updated under mu) */
+  range_t done[IDM_AUDIT_RANGES_MAX]; /* written ranges beyond the watermark (mu) */
+  size_t done_n;
+  _Atomic uint64_t synced;            /* [0, synced) fsynced */
+  bool sync_inflight;                 /* interval policy (mu) */
+  int64_t last_sync_ns;
+  _Atomic bool failed;
+  char reason[IDM_WHY_LEN];           /* set once, before failed becomes true */
+  uint64_t recovered;                 /* torn bytes cut at open */
+};
+
+static void hash_b64(char out[HASH_B64], const idm_hash_t *h) {
+  idm_b64url_encode(out, HASH_B64, h->b, IDM_HASH_LEN);
+}
+
+/* ---- open and recovery ------------------------------------------------------------- */
+
+/* Parses the unsigned integer after `"seq":` at the start of a line. */
+static bool line_seq(const char *l, size_t n, uint64_t *seq) {
+  static const char pre[] = "{\"v\":1,\"seq\":";
+  size_t pl = sizeof pre - 1;
+  if (n < pl + 1 || memcmp(l, pre, pl))
+    return false;
+  uint64_t v = 0;
+  size_t i = pl;
+  if (l[i] < '0' || l[i] > '9')
+    return false;
+  for (; i < n && l[i] >= '0' && l[i] <= '9'; i++) {
+    if (v > (UINT64_MAX - 9) / 10)
+      return false;
+    v = v * 10 + (uint64_t)(l[i] - '0');
+  }
+  *seq = v;
+  return true;
+}
+
+/* Checks that l[0..n) ends with the chain tail and that its prev equals *prev. */
+static bool line_chained(const char *l, size_t n, const idm_hash_t *prev) {
+  if (n < LINE_TAIL_LEN + 2)
+    return false;
+  const char *t = l + n - LINE_TAIL_LEN;
+  if (memcmp(t, PREV_KEY, PREV_KEY_LEN) || memcmp(l + n - 2, "\"}", 2))
+    return false;
+  char want[HASH_B64];
+  hash_b64(want, prev);
+  return memcmp(t + PREV_KEY_LEN, want, HASH_B64) == 0;
+}
+
+idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
+                                idm_why_t *why) {
+  if (opts && opts->fsync == IDM_AUDIT_FSYNC_INTERVAL && opts->fsync_interval_ms <= 0) {
+    idm_fail(why, IDM_ERR_CONFIG, "audit fsync interval must be positive");
+    return NULL;
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    idm_fail(why, IDM_ERR_IO, "%s: cannot open audit log: %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    idm_fail(why, IDM_ERR_IO, "%s: audit log is not a regular file", path);
+    close(fd);
+    return NULL;
+  }
+  idm_audit_log_t *log = calloc(1, sizeof *log);
+  if (!log) {
+    close(fd);
+    idm_fail(why, IDM_ERR_NOMEM, "out of memory opening the audit log");
+    return NULL;
+  }
+  log->fd = fd;
+  if (opts)
+    log->opts = *opts;
+  pthread_mutex_init(&log->mu, NULL);
+  uint64_t good = 0, seq_next = 0;
+  if (st.st_size > 0) {
+    char *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      idm_fail(why, IDM_ERR_IO, "%s: cannot read audit log: %s", path, strerror(errno));
+      goto fail;
+    }
+    size_t size = (size_t)st.st_size, pos = 0;
+    uint64_t lineno = 0;
+    while (pos < size) {
+      const char *l = m + pos;
+      const char *nl = memchr(l, '\n', size - pos);
+      lineno++;
+      bool torn = !nl || memchr(l, '\0', (size_t)(nl ? nl - l : (ptrdiff_t)(size - pos)));
+      if (torn)
+        break; /* unterminated or zero-filled: never released, cut it off */
+      size_t n = (size_t)(nl - l);
+      uint64_t seq;
+      if (!line_seq(l, n, &seq) || !line_chained(l, n, &log->last)) {
+        idm_fail(why, IDM_ERR_AUDIT_CHAIN,
+                 "%s:%" PRIu64 ": audit line is malformed or not chained to the line "
+                 "before; refusing to extend it (check it with idmint audit verify)",
+                 path, lineno);
+        munmap(m, size);
+        goto fail;
+      }
+      SHA256((const uint8_t *)l, n, log->last.b);
+      if (seq + 1 > seq_next)
+        seq_next = seq + 1;
+      pos += n + 1;
+      good = pos;
+    }
+    munmap(m, size);
+    if (good < (uint64_t)st.st_size) {
+      if (ftruncate(fd, (off_t)good)) {
+        idm_fail(why, IDM_ERR_IO, "%s: cannot cut the torn tail: %s", path, strerror(errno));
+        goto fail;
+      }
+      log->recovered = (uint64_t)st.st_size - good;
+    }
+  }
+  log->end = good;
+  atomic_store(&log->written, good);
+  atomic_store(&log->synced, good);
+  atomic_store(&log->next_seq, seq_next);
+  log->last_sync_ns = idm_clock_mono_ns();
+  return log;
+fail:
+  pthread_mutex_destroy(&log->mu);
+  close(fd);
+  free(log);
+  return NULL;
+}
+
+void idm_audit_close(idm_audit_log_t *log) {
+  if (!log)
+    return;
+  close(log->fd);
+  pthread_mutex_destroy(&log->mu);
+  free(log);
+}
+
+int idm_audit_fd(const idm_audit_log_t *log) { return log->fd; }
+const idm_audit_opts_t *idm_audit_options(const idm_audit_log_t *log) { return &log->opts; }
+uint64_t idm_audit_recovered_bytes(const idm_audit_log_t *log) { return log->recovered; }
+
+uint64_t idm_audit_seq_reserve(idm_audit_log_t *log) {
+  return atomic_fetch_add_explicit(&log->next_seq, 1, memory_order_relaxed);
+}
+
+void idm_audit_chain(idm_audit_log_t *log, const SHA256_CTX *partial, char prev_b64[43],
+                     size_t line_len, uint64_t *offset) {
+  SHA256_CTX c = *partial;
+  pthread_mutex_lock(&log->mu);
+  hash_b64(prev_b64, &log->last);
+  SHA256_Update(&c, prev_b64, HASH_B64);
+  SHA256_Update(&c, "\"}", 2);
+  SHA256_Final(log->last.b, &c);
+  *offset = log->end;
+  log->end += line_len;
+  pthread_mutex_unlock(&log->mu);
+}
+
+/* ---- write bookkeeping --------------------------------------------------------------- */
+
+static void fail_locked(idm_audit_log_t *log, const char *reason) {
+  if (atomic_load(&log->failed))
+    return;
+  snprintf(log->reason, sizeof log->reason, "%s", reason);
+  atomic_store(&log->failed, true);
+}
+
+void idm_audit_fail(idm_audit_log_t *log, const char *reason) {
+  pthread_mutex_lock(&log->mu);
+  fail_locked(log, reason);
+  pthread_mutex_unlock(&log->mu);
+}
+
+bool idm_audit_failed(const idm_audit_log_t *log, idm_why_t *why) {
+  if (!atomic_load(&log->failed))
+    return false;
+  if (why)
+    snprintf(why->text, sizeof why->text, "%s", log->reason);
+  return true;
+}
+
+void idm_audit_written(idm_audit_log_t *log, uint64_t offset, int64_t n) {
+  pthread_mutex_lock(&log->mu);
+  if (n < 0) {
+    char r[IDM_WHY_LEN];
+    snprintf(r, sizeof r, "audit log write at offset %" PRIu64 " failed: %s", offset,
+             strerror((int)-n));
+    fail_locked(log, r);
+    pthread_mutex_unlock(&log->mu);
+    return;
+  }
+  uint64_t w = atomic_load(&log->written);
+  range_t r = {offset, offset + (uint64_t)n};
+  if (r.off <= w) {
+    if (r.end > w)
+      w = r.end;
+  } else if (log->done_n == IDM_AUDIT_RANGES_MAX) {
+    fail_locked(log, "audit log: too many writes completed out of order");
+  } else {
+    log->done[log->done_n++] = r;
+  }
+  /* Fold any parked ranges the watermark now reaches. */
+  bool moved = true;
+  while (moved) {
+    moved = false;
+    for (size_t i = 0; i < log->done_n; i++) {
+      if (log->done[i].off <= w) {
+        if (log->done[i].end > w)
+          w = log->done[i].end;
+        log->done[i] = log->done[--log->done_n];
+        moved = true;
+        break;
+      }
+    }
+  }
+  atomic_store(&log->written, w);
+  pthread_mutex_unlock(&log->mu);
+}
+
+uint64_t idm_audit_written_upto(idm_audit_log_t *log) { return atomic_load(&log->written); }
+
+void idm_audit_synced(idm_audit_log_t *log, uint64_t upto, int res) {
+  pthread_mutex_lock(&log->mu);
+  log->sync_inflight = false;
+  log->last_sync_ns = idm_clock_mono_ns();
+  if (res < 0) {
+    char r[IDM_WHY_LEN];
+    snprintf(r, sizeof r, "audit log fdatasync failed: %s", strerror(-res));
+    fail_locked(log, r);
+  } else if (upto > atomic_load(&log->synced)) {
+    atomic_store(&log->synced, upto);
+  }
+  pthread_mutex_unlock(&log->mu);
+}
+
+uint64_t idm_audit_released_upto(const idm_audit_log_t *log) {
+  if (log->opts.fsync == IDM_AUDIT_FSYNC_BATCH)
+    return atomic_load(&log->synced);
+  return atomic_load(&log->written);
+}
+
+bool idm_audit_fsync_due(idm_audit_log_t *log, int64_t now_ns, uint64_t *upto) {
+  if (log->opts.fsync != IDM_AUDIT_FSYNC_INTERVAL)
+    return false;
+  bool due = false;
+  pthread_mutex_lock(&log->mu);
+  uint64_t w = atomic_load(&log->written);
+  if (!log->sync_inflight && w > atomic_load(&log->synced) &&
+      now_ns - log->last_sync_ns >= log->opts.fsync_interval_ms * 1000000) {
+    log->sync_inflight = true;
+    *upto = w;
+    due = true;
+  }
+  pthread_mutex_unlock(&log->mu);
+  return due;
+}
+
+idm_err_t idm_audit_write_sync(idm_audit_log_t *log, const char *rec, size_t len,
+                               uint64_t offset, idm_why_t *why) {
+  if (idm_audit_failed(log, why))
+    return IDM_ERR_AUDIT_FAILED;
+  size_t done = 0;
+  while (done < len) {
+    ssize_t w = pwrite(log->fd, rec + done, len - done, (off_t)(offset + done));
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      idm_audit_written(log, offset + done, w < 0 ? -(int64_t)errno : -(int64_t)EIO);
+      idm_audit_failed(log, why);
+      return IDM_ERR_AUDIT_FAILED;
+    }
+    idm_audit_written(log, offset + done, w);
+    done += (size_t)w;
+  }
+  if (log->opts.fsync == IDM_AUDIT_FSYNC_BATCH) {
+    uint64_t upto = idm_audit_written_upto(log);
+    idm_audit_synced(log, upto, fdatasync(log->fd) ? -errno : 0);
+  } else {
+    uint64_t upto;
+    if (idm_audit_fsync_due(log, idm_clock_mono_ns(), &upto))
+      idm_audit_synced(log, upto, fdatasync(log->fd) ? -errno : 0);
+  }
+  if (idm_audit_failed(log, why))
+    return IDM_ERR_AUDIT_FAILED;
+  return IDM_OK;
+}
+
+/* ---- verifier ---------------------------------------------------------------------- */
+
+#define WINDOW_WORDS (IDM_AUDIT_REORDER_MAX / 64)
+
+idm_err_t idm_audit_verifier_init(idm_audit_verifier_t *v, const idm_jwks_t *jwks) {
+  memset(v, 0, sizeof *v);
+  v->jwks = jwks;
+  v->seq_seen = calloc(WINDOW_WORDS, sizeof *v->seq_seen);
+  v->scratch = calloc(idm_merkle_tree_nodes(IDM_BATCH_ITEMS_MAX), sizeof *v->scratch);
+  if (!v->seq_seen || !v->scratch) {
+    idm_audit_verifier_cleanup(v);
+    return IDM_ERR_NOMEM;
+  }
+  return IDM_OK;
+}
+
+void idm_audit_verifier_cleanup(idm_audit_verifier_t *v) {
+  free(v->seq_seen);
+  free(v->scratch);
+  v->seq_seen = NULL;
+  v->scratch = NULL;
+}
+
+static int hash_cmp(const void *a, const void *b) { return memcmp(a, b, IDM_HASH_LEN); }
+
+void idm_audit_verifier_want(idm_audit_verifier_t *v, idm_hash_t *want, bool *found, size_t n) {
+  qsort(want, n, sizeof *want, hash_cmp);
+  memset(found, 0, n * sizeof *found);
+  v->want = want;
+  v->want_n = n;
+  v->found = found;
+}
+
+static bool seq_bit(idm_audit_verifier_t *v, uint64_t seq, bool set) {
+  uint64_t i = seq % IDM_AUDIT_REORDER_MAX;
+  uint64_t *w = &v->seq_seen[i / 64], bit = 1ull << (i % 64);
+  bool was = (*w & bit) != 0;
+  if (set)
+    *w |= bit;
+  else
+    *w &= ~bit;
+  return was;
+}
+
+/* Accepts seq once, within the reorder window below the highest sequence seen. */
+static idm_err_t seq_check(idm_audit_verifier_t *v, uint64_t seq, idm_why_t *why) {
+  if (v->lines == 0) {
+    v->seq_max = seq;
+    seq_bit(v, seq, true);
+    return IDM_OK;
+  }
+  if (seq > v->seq_max) {
+    uint64_t gap = seq - v->seq_max;
+    if (gap >= IDM_AUDIT_REORDER_MAX) {
+      memset(v->seq_seen, 0, WINDOW_WORDS * sizeof *v->seq_seen);
+    } else {
+      for (uint64_t s = v->seq_max + 1; s < seq; s++)
+        seq_bit(v, s, false); /* slots reused by the window: not yet seen */
+    }
+    v->seq_max = seq;
+    seq_bit(v, seq, true);
+    return IDM_OK;
+  }
+  if (v->seq_max - seq >= IDM_AUDIT_REORDER_MAX)
+    return idm_fail(why, IDM_ERR_AUDIT_SEQUENCE,
+                    "batch sequence %" PRIu64 " is %" PRIu64 " behind the highest seen (%" PRIu64 ")",
+                    seq, v->seq_max - seq, v->seq_max);
+  if (seq_bit(v, seq, true))
+    return idm_fail(why, IDM_ERR_AUDIT_SEQUENCE, "batch sequence %" PRIu64 " repeated", seq);
+  return IDM_OK;
+}
+
+static idm_err_t get_hash(const json_t *o, const char *key, uint8_t *out, size_t want,
+                          idm_why_t *why) {
+  const json_t *s = json_object_get(o, key);
+  if (!json_is_string(s))
+    return idm_fail(why, IDM_ERR_AUDIT_LINE, "\"%s\" missing or not a string", key);
+  size_t got;
+  idm_why_t w2;
+  if (idm_b64url_decode(out, want, &got, json_string_value(s), json_string_length(s), &w2) ||
+      got != want)
+    return idm_fail(why, IDM_ERR_AUDIT_LINE, "\"%s\" is not %zu base64url bytes", key, want);
+  return IDM_OK;
+}
+
+static const char *get_str(const json_t *o, const char *key) {
+  const json_t *s = json_object_get(o, key);
+  return json_is_string(s) ? json_string_value(s) : NULL;
+}
+
+static bool get_i64(const json_t *o, const char *key, int64_t *out) {
+  const json_t *s = json_object_get(o, key);
+  if (!json_is_integer(s))
+    return false;
+  *out = (int64_t)json_integer_value(s);
+  return true;
+}
+
+/* Rebuilds an allow entry's signing input and checks it hashes to the recorded leaf. */
+static idm_err_t entry_check(const json_t *e, const char *iss, const idm_hash_t *leaf,
+                             size_t idx, idm_why_t *why) {
+  const char *alg = get_str(e, "alg"), *kid = get_str(e, "kid"), *sub = get_str(e, "sub");
+  const char *aud = get_str(e, "aud"), *jti = get_str(e, "jti"), *scope = get_str(e, "scope");
+  const char *trust = get_str(e, "trust"), *policy = get_str(e, "policy");
+  int64_t iat, nbf, exp, ttl;
+  if (!alg || !kid || !sub || !aud || !jti || !trust || !policy || !get_i64(e, "iat", &iat) ||
+      !get_i64(e, "nbf", &nbf) || !get_i64(e, "exp", &exp) || !get_i64(e, "ttl", &ttl))
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY,
+                    "entry %zu: allow entry lacks alg, kid, sub, aud, jti, trust, policy, "
+                    "iat, nbf, exp or ttl",
+                    idx);
+  if (ttl != exp - iat)
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: ttl %" PRId64 " is not exp - iat", idx,
+                    ttl);
+  idm_claims_t c = {.iss = iss,
+                    .sub = sub,
+                    .sub_len = strlen(sub),
+                    .aud = aud,
+                    .iat = iat,
+                    .nbf = nbf,
+                    .exp = exp,
+                    .jti = jti,
+                    .scope = scope,
+                    .scope_len = scope ? strlen(scope) : 0,
+                    .trust = trust,
+                    .policy = policy};
+  static _Thread_local char buf[IDM_TOKEN_MAX];
+  size_t len;
+  if (idm_jwt_signing_input(buf, sizeof buf, &len, alg, kid, &c))
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: its fields do not form a credential",
+                    idx);
+  idm_hash_t h;
+  idm_merkle_leaf(&h, buf, len);
+  if (CRYPTO_memcmp(h.b, leaf->b, IDM_HASH_LEN))
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY,
+                    "entry %zu (jti %s): its fields do not hash to its recorded leaf", idx, jti);
+  return IDM_OK;
+}
+
+idm_err_t idm_audit_verify_line(idm_audit_verifier_t *v, const char *line, size_t len,
+                                idm_why_t *why) {
+  idm_err_t err = IDM_OK;
+  if (len > IDM_AUDIT_LINE_MAX_BYTES)
+    return idm_fail(why, IDM_ERR_AUDIT_LINE, "line of %zu bytes exceeds the %d-byte limit", len,
+                    IDM_AUDIT_LINE_MAX_BYTES);
+  if (len < LINE_TAIL_LEN + 2 || memcmp(line + len - LINE_TAIL_LEN, PREV_KEY, PREV_KEY_LEN) ||
+      memcmp(line + len - 2, "\"}", 2))
+    return idm_fail(why, IDM_ERR_AUDIT_LINE, "line does not end with its \"prev\" chain hash");
+  if (!line_chained(line, len, &v->prev))
+    return idm_fail(why, IDM_ERR_AUDIT_CHAIN,
+                    "\"prev\" is not the hash of the previous line (line removed, inserted, "
+                    "reordered or edited before this one)");
+  json_error_t je;
+  json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+  if (!o || !json_is_object(o)) {
+    err = idm_fail(why, IDM_ERR_AUDIT_LINE, "not a JSON object: %s (column %d)",
+                   o ? "other value" : je.text, je.column);
+    goto out;
+  }
+  int64_t ver, seq, time_s, size;
+  if (!get_i64(o, "v", &ver) || ver != 1) {
+    err = idm_fail(why, IDM_ERR_AUDIT_LINE, "\"v\" is not 1");
+    goto out;
+  }
+  if (!get_i64(o, "seq", &seq) || seq < 0 || !get_i64(o, "time", &time_s) ||
+      !get_i64(o, "size", &size) || size < 0 || size > IDM_BATCH_ITEMS_MAX) {
+    err = idm_fail(why, IDM_ERR_AUDIT_LINE, "\"seq\", \"time\" or \"size\" missing or out of range");
+    goto out;
+  }
+  const char *kid = get_str(o, "kid"), *iss = get_str(o, "iss");
+  if (!kid || !iss || strlen(kid) > IDM_BTOKEN_KID_MAX) {
+    err = idm_fail(why, IDM_ERR_AUDIT_LINE, "\"kid\" or \"iss\" missing or not a string");
+    goto out;
+  }
+  idm_batch_head_t h = {.seq = (uint64_t)seq, .size = (uint64_t)size, .time_s = time_s};
+  uint8_t sig[IDM_BTOKEN_SIG_LEN];
+  if ((err = get_hash(o, "root", h.root.b, IDM_HASH_LEN, why)) ||
+      (err = get_hash(o, "sig", sig, IDM_BTOKEN_SIG_LEN, why)))
+    goto out;
+  if ((err = seq_check(v, (uint64_t)seq, why)))
+    goto out;
+  if (v->jwks) {
+    const idm_jwk_t *k = idm_jwks_find(v->jwks, kid, strlen(kid));
+    const uint8_t *pub = k ? idm_jwk_ed25519_public(k) : NULL;
+    if (!pub) {
+      err = idm_fail(why, IDM_ERR_AUDIT_SIGNATURE, "no Ed25519 key with kid %s in the JWKS", kid);
+      goto out;
+    }
+    uint8_t msg[IDM_BTOKEN_MSG_MAX];
+    size_t mlen = idm_btoken_message(msg, kid, strlen(kid), &h);
+    if (!ED25519_verify(msg, mlen, sig, pub)) {
+      err = idm_fail(why, IDM_ERR_AUDIT_SIGNATURE,
+                     "batch %" PRId64 ": signature over the root does not verify with kid %s",
+                     seq, kid);
+      goto out;
+    }
+  }
+  const json_t *entries = json_object_get(o, "entries");
+  if (!json_is_array(entries) || json_array_size(entries) > IDM_BATCH_ITEMS_MAX) {
+    err = idm_fail(why, IDM_ERR_AUDIT_LINE, "\"entries\" missing, not an array or too long");
+    goto out;
+  }
+  size_t allows = 0, denies = 0;
+  for (size_t i = 0; i < json_array_size(entries); i++) {
+    const json_t *e = json_array_get(entries, i);
+    const char *d = get_str(e, "d");
+    if (!json_is_object(e) || !d) {
+      err = idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: not an object with \"d\"", i);
+      goto out;
+    }
+    if (!strcmp(d, "deny")) {
+      if (!get_str(e, "reason") || !get_str(e, "sub") || !json_is_array(json_object_get(e, "rules"))) {
+        err = idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: deny entry lacks reason, sub or rules", i);
+        goto out;
+      }
+      denies++;
+      continue;
+    }
+    if (strcmp(d, "allow")) {
+      err = idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"d\" is neither allow nor deny", i);
+      goto out;
+    }
+    int64_t idx;
+    if (!get_i64(e, "i", &idx) || idx != (int64_t)allows || allows >= (size_t)size) {
+      err = idm_fail(why, IDM_ERR_AUDIT_ENTRY,
+                     "entry %zu: leaf index missing or not %zu, or more credentials than "
+                     "the tree size %" PRId64,
+                     i, allows, size);
+      goto out;
+    }
+    if ((err = get_hash(e, "leaf", v->scratch[allows].b, IDM_HASH_LEN, why))) {
+      idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"leaf\" is not a base64url hash", i);
+      goto out;
+    }
+    if (!json_is_array(json_object_get(e, "rules"))) {
+      err = idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"rules\" missing", i);
+      goto out;
+    }
+    if ((err = entry_check(e, iss, &v->scratch[allows], i, why)))
+      goto out;
+    allows++;
+  }
+  if (allows != (size_t)size) {
+    err = idm_fail(why, IDM_ERR_AUDIT_ENTRY, "tree size %" PRId64 " but %zu credentials recorded",
+                   size, allows);
+    goto out;
+  }
+  idm_hash_t root;
+  if (allows == 0) {
+    idm_merkle_empty(&root);
+  } else {
+    /* Mark wanted leaves before the tree overwrites nothing: levels go after the leaves. */
+    for (size_t i = 0; i < allows && v->want_n; i++) {
+      const idm_hash_t *f = bsearch(&v->scratch[i], v->want, v->want_n, sizeof *v->want, hash_cmp);
+      if (f)
+        v->found[f - v->want] = true;
+    }
+    idm_merkle_tree(v->scratch, allows);
+    root = v->scratch[idm_merkle_tree_nodes(allows) - 1];
+  }
+  if (CRYPTO_memcmp(root.b, h.root.b, IDM_HASH_LEN)) {
+    err = idm_fail(why, IDM_ERR_AUDIT_ENTRY,
+                   "the recorded credentials do not build the signed root (entry added, "
+                   "removed, reordered or edited)");
+    /* found[] marks are only meaningful for accepted lines; clear nothing: the caller
+     * stops at the first bad line. */
+    goto out;
+  }
+  SHA256((const uint8_t *)line, len, v->prev.b);
+  v->lines++;
+  v->entries += allows + denies;
+  v->allows += allows;
+  v->denies += denies;
+out:
+  json_decref(o);
+  return err;
+}
+
+idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path, uint64_t *bad_line,
+                                idm_why_t *why) {
+  *bad_line = 0;
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return idm_fail(why, IDM_ERR_IO, "%s: %s", path, strerror(errno));
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  idm_err_t err = IDM_OK;
+  uint64_t no = 0;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    no++;
+    if (line[n - 1] != '\n') {
+      *bad_line = no;
+      err = idm_fail(why, IDM_ERR_AUDIT_TORN, "line is incomplete (%zd bytes, no newline): torn "
+                     "write or truncated log", n);
+      break;
+    }
+    if ((err = idm_audit_verify_line(v, line, (size_t)n - 1, why))) {
+      *bad_line = no;
+      break;
+    }
+  }
+  if (!err && ferror(f))
+    err = idm_fail(why, IDM_ERR_IO, "%s: read error", path);
+  free(line);
+  fclose(f);
+  return err;
+}
