@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark over h2c with h2load (-c 16 -m 32), server and load generator pinned to
 # different cores:
-#   1. idmint POST /v1/token (token exchange, cached attestation, jwt profile)
+#   1. idmint POST /v1/token (token exchange, cached attestation), jwt and batch profiles
 #   2. idmint GET /.well-known/jwks.json and discovery (no signature needed)
 #   3. h2o (one thread) and nginx (one worker) serving a fixed 300-byte body over h2c
 #   4. the bare signing rate of the same number of threads (bench/bm_net BM_net_jwt_mint)
@@ -41,6 +41,8 @@ server {
   issuer  "http://127.0.0.1:$P"
   keys    "keys"
   threads $threads
+  audit   "audit.log"
+  fsync   ${BENCH_FSYNC:-batch}
 }
 trust "bench" {
   kind oidc
@@ -52,14 +54,20 @@ target "db" {
   audience "spiffe://bench/db"
   ttl 5m
 }
+target "cache" {
+  audience "spiffe://bench/cache"
+  format batch
+  ttl 5m
+}
 permit "payments" {
   client trust == "bench" and claims.team == "payments"
-  target "db"
+  target "db", "cache"
   scope "db.read"
 }
 CONF
 printf 'grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt&audience=db&subject_token=%s' \
   "$(cat "$T/subject.jwt")" > "$T/form"
+sed 's/audience=db/audience=cache/' "$T/form" > "$T/form-batch"
 taskset -c "$SERVER_CPUS" "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/idmint.err" &
 pids+=($!)
 wait_up "http://127.0.0.1:$P/healthz"
@@ -90,6 +98,7 @@ PY
 }
 form=(-d "$T/form" -H 'content-type: application/x-www-form-urlencoded')
 read -r tok_rps tok_p50 tok_p99 tok_ok < <(run token "http://127.0.0.1:$P/v1/token" "${form[@]}")
+read -r btok_rps btok_p50 btok_p99 _ < <(run btok "http://127.0.0.1:$P/v1/token" -d "$T/form-batch" -H 'content-type: application/x-www-form-urlencoded')
 read -r jwks_rps jwks_p50 jwks_p99 _ < <(run jwks "http://127.0.0.1:$P/.well-known/jwks.json")
 read -r disc_rps disc_p50 disc_p99 _ < <(run disc "http://127.0.0.1:$P/.well-known/openid-configuration")
 # 80% of the maximum token rate, spread over the 16 clients
@@ -163,15 +172,17 @@ fi
 
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}' if b else 'n/a')"; }
 cat <<OUT
-h2load -c 16 -m 32 -t 1 -D $DUR (warm-up 1s); server cores $SERVER_CPUS ($threads thread(s)), h2load cores $CLIENT_CPUS
+h2load -c 16 -m 32 -t 1 -D $DUR (warm-up 1s); server cores $SERVER_CPUS ($threads thread(s)), h2load cores $CLIENT_CPUS; audit fsync ${BENCH_FSYNC:-batch}
 | what | req/s | p50 ms | p99 ms | ratio |
 |---|---:|---:|---:|---|
 | idmint POST /v1/token (jwt, cached attestation) | $tok_rps | $tok_p50 | $tok_p99 | $(ratio "$tok_rps" "$sign_rps") of bare signing |
 | idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_p50 | $tok80_p99 | |
+| idmint POST /v1/token (batch profile, cached attestation) | $btok_rps | $btok_p50 | $btok_p99 | $(ratio "$btok_rps" "$h2o_rps") of h2o |
 | idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_p50 | $jwks_p99 | $(ratio "$jwks_rps" "$h2o_rps") of h2o |
 | idmint GET /.well-known/openid-configuration | $disc_rps | $disc_p50 | $disc_p99 | $(ratio "$disc_rps" "$h2o_rps") of h2o |
 | h2o 2.2 (1 thread), 300-byte file | $h2o_rps | | $h2o_p99 | |
 | nginx 1.22 (1 worker), 300-byte file | $nginx_rps | | $nginx_p99 | $(ratio "$nginx_rps" "$h2o_rps") of h2o |
 | bare jwt mint, $threads thread(s) (bm_net BM_net_jwt_mint) | $sign_rps | | | |
 idmint responses per send(2): $(ratio "$reqs" "$sends") ($reqs responses, $sends sends)
+audit log: $("$IDMINT" jwks --dir "$T/keys" > "$T/jwks.json"; "$IDMINT" audit verify "$T/audit.log" --jwks "$T/jwks.json" 2>&1 | tail -1)
 OUT
