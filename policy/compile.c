@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#define XXH_INLINE_ALL /* the hash of short keys is on the request path: no call */
 #include <xxhash.h>
 
 #include "internal.h"
@@ -424,7 +425,36 @@ static bool trie_build(builder_t *b, struct tentry *e, uint32_t n, pol_trie_node
   return true;
 }
 
+/* Enters every depth-5 node of trie tr (its path: 4 target bytes, 1 tag) in the heads. */
+static void heads_fill(pol_index_t *ix, const pol_trie_node_t *tr, uint32_t trie, uint32_t node,
+                       uint32_t depth, uint32_t path) {
+  const pol_trie_node_t *nd = &tr[node];
+  for (uint32_t i = 0; i < nd->child_n; i++) {
+    uint32_t ch = nd->child + i;
+    if (depth < 4) {
+      heads_fill(ix, tr, trie, ch, depth + 1, path << 8 | tr[ch].byte);
+      continue;
+    }
+    uint64_t slot = pol_head_hash(trie, path, tr[ch].byte) & ix->heads_mask;
+    while (ix->heads[slot].node)
+      slot = (slot + 1) & ix->heads_mask;
+    ix->heads[slot] = (pol_trie_head_t){path, ch, (uint8_t)trie, tr[ch].byte};
+  }
+}
+
+static uint32_t heads_count(const pol_trie_node_t *tr, uint32_t node, uint32_t depth) {
+  if (!tr)
+    return 0;
+  if (depth == 5)
+    return 1;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < tr[node].child_n; i++)
+    n += heads_count(tr, tr[node].child + i, depth + 1);
+  return n;
+}
+
 void pol_index_free(pol_index_t *ix) {
+  free(ix->heads);
   free(ix->keys);
   free(ix->buckets);
   free(ix->sigs);
@@ -484,6 +514,17 @@ bool pol_compile_index(pol_config_t *c) {
   if (!trie_build(&b, b.gent, b.gent_n, &ix->glob, &ix->glob_n) ||
       !trie_build(&b, b.cent, b.cent_n, &ix->cidr, &ix->cidr_n))
     goto out;
+  uint64_t nh = (uint64_t)heads_count(ix->glob, 0, 0) + heads_count(ix->cidr, 0, 0), hc = 16;
+  while (hc < nh * 2)
+    hc *= 2;
+  ix->heads = calloc(hc, sizeof *ix->heads);
+  if (!ix->heads)
+    goto out;
+  ix->heads_mask = (uint32_t)(hc - 1);
+  if (ix->glob)
+    heads_fill(ix, ix->glob, 0, 0, 0, 0);
+  if (ix->cidr)
+    heads_fill(ix, ix->cidr, 1, 0, 0, 0);
   huge_hint(ix->buckets, ((size_t)ix->bucket_mask + 1) * sizeof *ix->buckets);
   huge_hint(ix->keys, ix->keys_cap);
   huge_hint(c->rules, (size_t)c->rules_cap * sizeof *c->rules);

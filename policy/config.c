@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#define XXH_INLINE_ALL /* the hash of short keys is on the request path: no call */
 #include <xxhash.h>
 
 #include "internal.h"

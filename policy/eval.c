@@ -9,6 +9,7 @@
  * POL_EVAL_MATCH_MAX rules is handed to the reference interpreter, which gives the same
  * decision without the array. Nothing here allocates or writes shared memory. */
 #include <string.h>
+#define XXH_INLINE_ALL /* the hash of short keys is on the request path: no call */
 #include <xxhash.h>
 
 #include "internal.h"
@@ -66,15 +67,21 @@ static uint32_t trie_child(const pol_trie_node_t *tr, uint32_t node, uint8_t byt
 
 /* Walks head (target, tag) then the bits or bytes of the value, considering every rule
  * filed at a node on the way. */
-static void walk(const pol_config_t *c, const pol_trie_node_t *tr, uint32_t key_target,
-                 uint8_t tag, const uint8_t *v, uint32_t vn, bool bits, uint32_t t,
-                 const pol_client_t *cl, const pol_context_t *ctx, matches_t *m) {
-  uint8_t head[5] = {(uint8_t)(key_target >> 24), (uint8_t)(key_target >> 16),
-                     (uint8_t)(key_target >> 8), (uint8_t)key_target, tag};
+static void walk(const pol_config_t *c, const pol_trie_node_t *tr, uint32_t trie,
+                 uint32_t key_target, uint8_t tag, const uint8_t *v, uint32_t vn, bool bits,
+                 uint32_t t, const pol_client_t *cl, const pol_context_t *ctx, matches_t *m) {
+  const pol_index_t *ix = &c->idx;
   uint32_t node = 0;
-  for (int i = 0; i < 5; i++)
-    if ((node = trie_child(tr, node, head[i])) == POL_NONE)
-      return;
+  for (uint64_t slot = pol_head_hash(trie, key_target, tag) & ix->heads_mask;;
+       slot = (slot + 1) & ix->heads_mask) {
+    const pol_trie_head_t *hd = &ix->heads[slot];
+    if (!hd->node)
+      return; /* nothing filed under this target and tag */
+    if (hd->target == key_target && hd->tag == tag && hd->trie == trie) {
+      node = hd->node;
+      break;
+    }
+  }
   if (tr[node].rules_n) /* a /0 prefix: keyed by target and family alone */
     consider_run(c, tr[node].rules, tr[node].rules_n, t, cl, ctx, m);
   uint32_t steps = bits ? vn * 8 : vn;
@@ -298,14 +305,14 @@ void pol_eval(const pol_config_t *c, const pol_client_t *cl, uint32_t t,
       if (!v.ptr)
         continue;
       uint32_t n = v.len < POL_GLOB_PREFIX_MAX ? v.len : POL_GLOB_PREFIX_MAX;
-      walk(c, ix->glob, t, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
-      walk(c, ix->glob, POL_TARGET_ANY, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
+      walk(c, ix->glob, 0, t, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
+      walk(c, ix->glob, 0, POL_TARGET_ANY, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
     }
   }
   if (ix->cidr && (ctx->source_family == 4 || ctx->source_family == 6) && !m.overflow) {
     uint32_t n = ctx->source_family == 4 ? 4 : 16;
-    walk(c, ix->cidr, t, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
-    walk(c, ix->cidr, POL_TARGET_ANY, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
+    walk(c, ix->cidr, 1, t, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
+    walk(c, ix->cidr, 1, POL_TARGET_ANY, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
   }
   if (m.overflow) {
     pol_eval_ref(c, cl, t, ctx, ask, out);

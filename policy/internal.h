@@ -167,6 +167,18 @@ typedef struct pol_trie_node {
   uint8_t byte;
 } pol_trie_node_t;
 
+typedef struct pol_trie_head {
+  uint32_t target; /* POL_NONE marks an empty slot only when node == 0 */
+  uint32_t node;   /* 0: empty slot (the root is never a head) */
+  uint8_t trie;    /* 0 glob, 1 cidr */
+  uint8_t tag;     /* attribute (glob) or family (cidr) */
+} pol_trie_head_t;
+
+static inline uint64_t pol_head_hash(uint32_t trie, uint32_t target, uint32_t tag) {
+  uint64_t h = ((uint64_t)target << 16 | tag << 1 | trie) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 32);
+}
+
 typedef struct pol_index {
   uint8_t *keys;        /* the buckets' value tuples */
   uint32_t keys_n, keys_cap;
@@ -180,6 +192,10 @@ typedef struct pol_index {
   uint32_t glob_attrs_n;
   pol_trie_node_t *cidr; /* root at 0, NULL if no cidr-filed rule */
   uint32_t cidr_n;
+  /* The first five levels of both tries (target, then attribute or family) in one hash
+   * table: a request jumps straight to the node of its (trie, target, tag). */
+  pol_trie_head_t *heads;
+  uint32_t heads_mask;
 } pol_index_t;
 
 /* ---- the configuration ----------------------------------------------------------- */
