@@ -62,6 +62,76 @@
 #define IDM_UNIX_EXE_MAX_BYTES (512LL * 1024 * 1024)
 
 /* ---- net ------------------------------------------------------------------------- */
+/* Bytes of one HTTP/1.1 request head (request line + headers) or one HTTP/2 header list
+ * (decoded). Bounds parser work and memory per request; over it: 431 (h1) or RST_STREAM
+ * (h2). Large enough for a 8 KiB identity document in X-Idmint-Subject-Token. */
+#define IDM_NET_HEADER_MAX_BYTES (16 * 1024)
+/* Headers in one request; more is 431. */
+#define IDM_NET_HEADERS_MAX 64
+/* Bytes of one request body (after de-chunking). Over it: 413. Holds a form with a
+ * subject token of IDM_JWT_MAX_BYTES plus the other fields. */
+#define IDM_NET_BODY_MAX_BYTES (32 * 1024)
+/* Bytes a connection may buffer unread (HTTP/1.1 pipelining, partial requests). A peer
+ * that sends more while not reading its responses is disconnected. */
+#define IDM_NET_CONN_IN_BYTES (IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_MAX_BYTES + 16 * 1024)
+/* Bytes of responses a connection buffers before one send. A turn stops producing output
+ * for the connection when it is full (back-pressure); the rest waits for the send. */
+#define IDM_NET_CONN_OUT_BYTES (64 * 1024)
+/* Largest response body a handler may produce (metrics, JWKS, discovery, token). */
+#define IDM_NET_RESP_BODY_MAX_BYTES (32 * 1024)
+/* HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+#define IDM_NET_H2_STREAMS_MAX 128
+/* Bytes the HTTP/2 layer (nghttp2 state, stream bodies, queued responses) of one
+ * connection may hold; over it the connection fails with a GOAWAY. */
+#define IDM_NET_H2_CONN_MEM_BYTES (4 * 1024 * 1024)
+/* Rapid reset (CVE-2023-44487): RST_STREAM frames accepted in a burst, then per second. */
+#define IDM_NET_H2_RST_BURST 1000
+#define IDM_NET_H2_RST_RATE 33
+/* CONTINUATION frames accepted after one HEADERS frame. */
+#define IDM_NET_H2_CONTINUATIONS_MAX 8
+/* SETTINGS entries per frame; queued PING/SETTINGS ACKs before the peer is cut off. */
+#define IDM_NET_H2_SETTINGS_MAX 32
+#define IDM_NET_H2_OUTBOUND_ACK_MAX 1000
+/* Per-thread pool that serves every allocation of the HTTP/2 layer and response bodies
+ * (no malloc on the request path). An empty pool sheds the connection that asked. */
+#define IDM_NET_POOL_BYTES (64 * 1024 * 1024)
+/* Connections per thread when the config does not say (server.max_connections). */
+#define IDM_NET_CONNS_MAX_DEFAULT 4096
+/* A request head must complete this long after its first byte (slowloris). */
+#define IDM_NET_HEADER_TIMEOUT_MS 10000
+/* A connection with no request in progress is closed after this long. */
+#define IDM_NET_IDLE_TIMEOUT_MS 60000
+/* SIGTERM: in-flight requests get this long to finish before connections are cut. */
+#define IDM_NET_DRAIN_TIMEOUT_MS 10000
+/* Completions handled per loop turn, and requests parsed per connection per turn: bounds
+ * the work of one turn so that timers and other connections are never starved. */
+#define IDM_NET_CQES_PER_TURN 4096
+#define IDM_NET_REQS_PER_CONN_TURN 256
+/* Requests accepted by one thread between two audit group commits; more is 503 with
+ * Retry-After (the cap on work queued per thread). */
+#define IDM_NET_QUEUED_MAX 4096
+/* Submission/completion queue entries of each thread's ring. */
+#define IDM_NET_RING_ENTRIES 4096
+/* Provided receive buffers per thread (count, bytes each; count a power of two). */
+#define IDM_NET_RECV_BUFS 512
+#define IDM_NET_RECV_BUF_BYTES (16 * 1024)
+/* Listen addresses in one config; worker threads. */
+#define IDM_NET_LISTEN_MAX 8
+#define IDM_NET_THREADS_MAX 256
+/* Per-thread request arena (attestation JSON, policy inputs, minted token). */
+#define IDM_NET_REQ_ARENA_BYTES (256 * 1024)
+/* Targets with their own row in the tokens-minted metric; the rest are summed as "other". */
+#define IDM_NET_METRIC_TARGETS_MAX 64
+/* Timer sweep and signal check period of the event loop. */
+#define IDM_NET_TICK_MS 200
+
+_Static_assert(IDM_NET_CONN_IN_BYTES >= IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_MAX_BYTES,
+               "a connection must buffer one whole request");
+/* Room one HTTP/1.1 response may need: head, two token headers, largest body. */
+#define IDM_NET_H1_RESP_MAX_BYTES (IDM_NET_RESP_BODY_MAX_BYTES + 2 * 4096 + 2048)
+_Static_assert(IDM_NET_CONN_OUT_BYTES >= IDM_NET_H1_RESP_MAX_BYTES + 4096,
+               "one largest response must fit the output buffer");
+_Static_assert((IDM_NET_RECV_BUFS & (IDM_NET_RECV_BUFS - 1)) == 0, "buffer ring size");
 
 /* ---- batch ----------------------------------------------------------------------- */
 /* Most entries (credentials + denials) one batch holds. Bounds the Merkle path in every

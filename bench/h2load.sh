@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Load benchmark over h2c with h2load (-c 16 -m 32), server and load generator pinned to
+# different cores:
+#   1. idmint POST /v1/token (token exchange, cached attestation, jwt profile)
+#   2. idmint GET /.well-known/jwks.json and discovery (no signature needed)
+#   3. h2o (one thread) and nginx (one worker) serving a fixed 300-byte body over h2c
+#   4. the bare signing rate of the same number of threads (bench/bm_net BM_net_jwt_mint)
+#   5. the token exchange again at 80% of its maximum rate, for p50/p99 latency
+# Prints one table (rates, ratios, latency percentiles from h2load's per-request log).
+# Environment: IDMINT (binary), BENCH_DURATION (default 3s), SERVER_CPUS (default 0),
+# CLIENT_CPUS (default: every other core), BM_NET (bm_net binary; default next to IDMINT).
+set -euo pipefail
+: "${IDMINT:?IDMINT must name the idmint binary}"
+src=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${BENCH_DURATION:-3s}
+ncpu=$(nproc)
+SERVER_CPUS=${SERVER_CPUS:-0}
+CLIENT_CPUS=${CLIENT_CPUS:-$( [ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)}
+BM_NET=${BM_NET:-$(dirname "$IDMINT")/../bench/bm_net}
+threads=$(taskset -c "$SERVER_CPUS" nproc)
+for t in h2load taskset curl python3; do
+  command -v "$t" >/dev/null || { echo "h2load.sh: $t is missing, skipping"; exit 0; }
+done
+T=$(mktemp -d /tmp/idmint-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 1 100); do curl -sf --http2-prior-knowledge "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "h2load.sh: $1 did not come up" >&2; exit 1; }
+
+# --- idmint
+P=$(port)
+"$IDMINT" keys new --dir "$T/keys" >/dev/null
+"$IDMINT" keys new --dir "$T/issuer" >/dev/null
+"$IDMINT" jwks --dir "$T/issuer" > "$T/issuer.jwks.json"
+"$IDMINT" token mint --keys "$T/issuer" --iss https://issuer.bench --aud idmint --ttl 1h \
+  --sub spiffe://bench/ns/payments/sa/api --claim team=payments | tr -d '\n' > "$T/subject.jwt"
+cat > "$T/idmint.conf" <<CONF
+server {
+  listen  "127.0.0.1:$P"
+  issuer  "http://127.0.0.1:$P"
+  keys    "keys"
+  threads $threads
+}
+trust "bench" {
+  kind oidc
+  issuer "https://issuer.bench"
+  jwks "issuer.jwks.json"
+  audience "idmint"
+}
+target "db" {
+  audience "spiffe://bench/db"
+  ttl 5m
+}
+permit "payments" {
+  client trust == "bench" and claims.team == "payments"
+  target "db"
+  scope "db.read"
+}
+CONF
+printf 'grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt&audience=db&subject_token=%s' \
+  "$(cat "$T/subject.jwt")" > "$T/form"
+taskset -c "$SERVER_CPUS" "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/idmint.err" &
+pids+=($!)
+wait_up "http://127.0.0.1:$P/healthz"
+curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form" \
+  -H 'content-type: application/x-www-form-urlencoded' | grep -q access_token ||
+  { echo "h2load.sh: token exchange does not work" >&2; cat "$T/idmint.err" >&2; exit 1; }
+
+# run NAME URL [h2load args]: prints "req/s p50_ms p99_ms succeeded" and keeps the output
+run() {
+  local name=$1 url=$2
+  shift 2
+  taskset -c "$CLIENT_CPUS" h2load -c 16 -m 32 -t 1 -D "$DUR" --warm-up-time 1s \
+    --log-file "$T/$name.log" "$@" "$url" > "$T/$name.out" 2>&1 || true
+  local rps ok
+  rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$T/$name.out")
+  ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$T/$name.out")
+  python3 - "$T/$name.log" "${rps:-0}" "${ok:-0}" <<'PY'
+import sys
+d = []
+for line in open(sys.argv[1]):
+    f = line.split('\t')
+    if len(f) >= 3 and f[1] == '200':
+        d.append(int(f[2]))
+d.sort()
+pct = lambda p: d[min(len(d) - 1, int(len(d) * p))] / 1000.0 if d else float('nan')
+print(f"{float(sys.argv[2]):.0f} {pct(0.5):.3f} {pct(0.99):.3f} {sys.argv[3]}")
+PY
+}
+form=(-d "$T/form" -H 'content-type: application/x-www-form-urlencoded')
+read -r tok_rps tok_p50 tok_p99 tok_ok < <(run token "http://127.0.0.1:$P/v1/token" "${form[@]}")
+read -r jwks_rps jwks_p50 jwks_p99 _ < <(run jwks "http://127.0.0.1:$P/.well-known/jwks.json")
+read -r disc_rps disc_p50 disc_p99 _ < <(run disc "http://127.0.0.1:$P/.well-known/openid-configuration")
+# 80% of the maximum token rate, spread over the 16 clients
+rps80=$(python3 -c "print(max(1, int($tok_rps * 0.8 / 16)))")
+read -r tok80_rps tok80_p50 tok80_p99 _ < <(run token80 "http://127.0.0.1:$P/v1/token" "${form[@]}" --rps "$rps80")
+sends=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_sends_total \([0-9]*\)/\1/p')
+reqs=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_http_request_duration_seconds_count \([0-9]*\)/\1/p')
+
+# --- h2o and nginx: a fixed 300-byte body over h2c
+mkdir -p "$T/www"
+head -c 300 /dev/zero | tr '\0' x > "$T/www/body"
+h2o_rps=0 h2o_p99=nan nginx_rps=0 nginx_p99=nan
+if command -v h2o >/dev/null; then
+  HP=$(port)
+  cat > "$T/h2o.conf" <<CONF
+listen:
+  host: 127.0.0.1
+  port: $HP
+num-threads: 1
+access-log: /dev/null
+error-log: $T/h2o.err
+pid-file: $T/h2o.pid
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $T/www
+CONF
+  taskset -c "$SERVER_CPUS" h2o -c "$T/h2o.conf" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$HP/body"
+  read -r h2o_rps _ h2o_p99 _ < <(run h2o "http://127.0.0.1:$HP/body")
+fi
+if command -v nginx >/dev/null; then
+  NP=$(port)
+  cat > "$T/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $T/nginx.pid;
+error_log $T/nginx.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $T/nginx-body;
+  server {
+    listen 127.0.0.1:$NP http2;
+    root $T/www;
+  }
+}
+CONF
+  taskset -c "$SERVER_CPUS" nginx -c "$T/nginx.conf" -p "$T" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$NP/body"
+  read -r nginx_rps _ nginx_p99 _ < <(run nginx "http://127.0.0.1:$NP/body")
+fi
+
+# --- bare signing rate of the same number of threads
+sign_rps=0
+if [ -x "$BM_NET" ]; then
+  for i in $(seq 1 "$threads"); do
+    cpu=$(taskset -c "$SERVER_CPUS" python3 -c "import os; print(sorted(os.sched_getaffinity(0))[$((i - 1))])")
+    taskset -c "$cpu" "$BM_NET" --benchmark_filter='BM_net_jwt_mint$' --benchmark_min_time=1 \
+      --benchmark_format=json > "$T/sign$i.json" 2>/dev/null &
+  done
+  wait_sign() { for i in $(seq 1 "$threads"); do while [ ! -s "$T/sign$i.json" ] || ! grep -q '"benchmarks"' "$T/sign$i.json"; do sleep 0.2; done; done; }
+  sleep 1.5; wait_sign; sleep 0.5
+  sign_rps=$(python3 -c "
+import json,sys
+print(int(sum(json.load(open('$T/sign%d.json' % i))['benchmarks'][0]['items_per_second'] for i in range(1, $threads + 1))))")
+fi
+
+ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}' if b else 'n/a')"; }
+cat <<OUT
+h2load -c 16 -m 32 -t 1 -D $DUR (warm-up 1s); server cores $SERVER_CPUS ($threads thread(s)), h2load cores $CLIENT_CPUS
+| what | req/s | p50 ms | p99 ms | ratio |
+|---|---:|---:|---:|---|
+| idmint POST /v1/token (jwt, cached attestation) | $tok_rps | $tok_p50 | $tok_p99 | $(ratio "$tok_rps" "$sign_rps") of bare signing |
+| idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_p50 | $tok80_p99 | |
+| idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_p50 | $jwks_p99 | $(ratio "$jwks_rps" "$h2o_rps") of h2o |
+| idmint GET /.well-known/openid-configuration | $disc_rps | $disc_p50 | $disc_p99 | $(ratio "$disc_rps" "$h2o_rps") of h2o |
+| h2o 2.2 (1 thread), 300-byte file | $h2o_rps | | $h2o_p99 | |
+| nginx 1.22 (1 worker), 300-byte file | $nginx_rps | | $nginx_p99 | $(ratio "$nginx_rps" "$h2o_rps") of h2o |
+| bare jwt mint, $threads thread(s) (bm_net BM_net_jwt_mint) | $sign_rps | | | |
+idmint responses per send(2): $(ratio "$reqs" "$sends") ($reqs responses, $sends sends)
+OUT

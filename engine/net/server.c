@@ -1,0 +1,1155 @@
+/* The server: thread per core, one io_uring per thread, shared-nothing.
+ *
+ * Each worker owns a ring, one SO_REUSEPORT listener per address, a slot array of
+ * connections with their input and output buffers (one region reserved at start, pages
+ * touched on use), a pool for HTTP/2 state, a router, an exchange context and metrics.
+ * A loop turn is:
+ *
+ *   wait (≤ tick) ─► reap CQEs (accept, recv, send; bounded) ─► parse and answer every
+ *   connection with new input (bounded per connection) ─► one coalesced send per
+ *   connection with output ─► timers every tick
+ *
+ * so every response produced in a turn for a connection leaves in one send(2) — what
+ * lets h2o serve ~30 responses per write where nginx pays two writes per response.
+ *
+ * user_data carries (op, slot, generation) — see ring.h. A connection slot is reused only
+ * when no operation on it is in flight (ops == 0), and its generation changes on reuse, so
+ * a late completion can never touch the next connection. Closing is shutdown(2) + close:
+ * the shutdown ends any armed receive, whose final completion then frees the slot.
+ *
+ * Receive uses multishot recv with a provided buffer ring where the kernel has it (data is
+ * copied into the connection's input buffer and the buffer recycled at once), else a
+ * single-shot recv straight into the input buffer. Accept is multishot where available.
+ */
+#include "net/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/limits.h"
+#include "net/exchange.h"
+#include "net/h2.h"
+#include "net/http1.h"
+#include "net/log.h"
+#include "net/metrics.h"
+#include "net/pool.h"
+#include "net/ring.h"
+#include "net/router.h"
+#include "net/snapshot.h"
+
+static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define PREFACE_LEN 24
+
+enum { C_FREE = 0, C_OPEN, C_CLOSING };
+/* Received buffers a connection may hold back while its input buffer is full (the
+ * multishot receive is being cancelled); more means the peer ignores back-pressure. */
+#define PARKED_MAX 48 /* > the kernel's multishot retries per wake-up (32) */
+enum { P_UNKNOWN = 0, P_H1, P_H2 };
+
+typedef struct worker worker_t;
+
+typedef struct conn {
+  worker_t *w;
+  uint32_t slot, gen;
+  int fd;
+  uint8_t state, proto, ops;   /* ops: operations in flight (recv, send) */
+  bool recv_armed, send_busy, want_close, peer_eof, in_ready, in_dirty, h1_paused;
+  bool continue_sent, cancel_sent;
+  uint8_t nparked;             /* provided buffers held back while the input is full */
+  uint16_t parked_bid[PARKED_MAX], parked_len[PARKED_MAX];
+  uint8_t *in;                 /* IDM_NET_CONN_IN_BYTES */
+  uint32_t in_off, in_len;     /* unread bytes are in[in_off..in_len) */
+  size_t in_need;              /* h1: parse again once this many bytes are unread */
+  uint8_t *out;                /* IDM_NET_CONN_OUT_BYTES */
+  uint32_t out_len;
+  idm_h2_t *h2;
+  int64_t active_ns;           /* last progress (bytes in or out) */
+  int64_t req_start_ns;        /* first byte of an incomplete request; 0: none */
+  uint8_t peer[16];
+  uint8_t fam;
+} conn_t;
+
+struct worker {
+  unsigned index;
+  pthread_t tid;
+  idm_ring_t ring;
+  int lfd[IDM_NET_LISTEN_MAX];
+  unsigned nl;
+  bool accept_armed[IDM_NET_LISTEN_MAX];
+  conn_t *conns;
+  uint32_t conns_max, nopen;
+  uint32_t *free_slots, nfree;
+  uint32_t *ready, nready;
+  uint32_t *dirty, ndirty;
+  uint32_t *carry, ncarry;     /* connections with work left for the next turn */
+  uint8_t *bufmem;
+  size_t bufmem_len;
+  idm_pool_t pool;
+  idm_metrics_t metrics;
+  idm_router_t router;
+  idm_exchange_ctx_t ex;
+  char *scratch;
+  uint8_t *body_buf;
+  idm_h1_req_t h1req;
+  const idm_snapshot_t *snap;
+  _Atomic uint64_t seen_gen;
+  int64_t now_ns, next_tick_ns;
+  bool draining;
+  int64_t drain_deadline_ns;
+  char date[40];
+  int64_t date_s;
+};
+
+/* The process-wide server state: the one named struct of mutable globals. */
+static struct {
+  _Atomic(idm_snapshot_t *) snap;
+  atomic_bool stop;
+  worker_t *workers;
+  unsigned nthreads;
+  idm_metrics_t **metrics;
+  const idm_clock_t *clk;
+  struct sockaddr_storage addr[IDM_NET_LISTEN_MAX];
+  socklen_t alen[IDM_NET_LISTEN_MAX];
+  unsigned naddr;
+  int64_t header_timeout_ns, idle_timeout_ns, drain_timeout_ns;
+} g;
+
+/* ---- lists ----------------------------------------------------------------------- */
+
+static void mark_ready(worker_t *w, conn_t *c) {
+  if (!c->in_ready) {
+    c->in_ready = true;
+    w->ready[w->nready++] = c->slot;
+  }
+}
+static void mark_dirty(worker_t *w, conn_t *c) {
+  if (!c->in_dirty) {
+    c->in_dirty = true;
+    w->dirty[w->ndirty++] = c->slot;
+  }
+}
+
+/* ---- connection lifecycle ---------------------------------------------------------- */
+
+static void slot_release(worker_t *w, conn_t *c) {
+  c->state = C_FREE;
+  c->gen = (c->gen + 1) & IDM_UD_GEN_MASK;
+  w->free_slots[w->nfree++] = c->slot;
+}
+
+static void conn_close(worker_t *w, conn_t *c) {
+  if (c->state != C_OPEN)
+    return;
+  c->state = C_CLOSING;
+  for (uint8_t i = 0; i < c->nparked; i++)
+    idm_ring_buf_recycle(&w->ring, c->parked_bid[i]);
+  c->nparked = 0;
+  shutdown(c->fd, SHUT_RDWR);
+  close(c->fd);
+  c->fd = -1;
+  idm_h2_free(c->h2);
+  c->h2 = NULL;
+  w->nopen--;
+  IDM_MET_ADD(&w->metrics.conns_open, (uint64_t)-1);
+  if (c->ops == 0)
+    slot_release(w, c);
+}
+
+static void op_done(worker_t *w, conn_t *c) {
+  c->ops--;
+  if (c->state == C_CLOSING && c->ops == 0)
+    slot_release(w, c);
+}
+
+static void arm_recv(worker_t *w, conn_t *c) {
+  if (c->recv_armed || c->state != C_OPEN || c->peer_eof || c->want_close)
+    return;
+  struct io_uring_sqe *sqe;
+  if (w->ring.multishot_recv) {
+    if (c->in_off && IDM_NET_CONN_IN_BYTES - c->in_len < w->ring.buf_bytes) {
+      memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+      c->in_len -= c->in_off;
+      c->in_off = 0;
+    }
+    if (c->nparked || IDM_NET_CONN_IN_BYTES - c->in_len < w->ring.buf_bytes)
+      return; /* back-pressure: receive again once the parser has made room */
+    c->cancel_sent = false;
+    sqe = idm_ring_sqe(&w->ring);
+    if (!sqe)
+      return;
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = w->ring.bgid;
+  } else {
+    if (c->in_off) { /* safe: no receive targets the buffer now */
+      memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+      c->in_len -= c->in_off;
+      if (c->in_need)
+        c->in_need = c->in_need; /* need counts unread bytes, unchanged by the move */
+      c->in_off = 0;
+    }
+    if (c->in_len >= IDM_NET_CONN_IN_BYTES)
+      return; /* full: wait until the parser consumes (or the conn is closed) */
+    sqe = idm_ring_sqe(&w->ring);
+    if (!sqe)
+      return;
+    io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, IDM_NET_CONN_IN_BYTES - c->in_len, 0);
+  }
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_RECV, c->slot, c->gen));
+  c->recv_armed = true;
+  c->ops++;
+}
+
+static void refuse_fd(worker_t *w, int fd) {
+  static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n";
+  ssize_t r = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)r;
+  close(fd);
+  IDM_MET_INC(&w->metrics.conns_refused);
+}
+
+static void conn_open(worker_t *w, int fd) {
+  if (!w->nfree || w->draining) {
+    refuse_fd(w, fd);
+    return;
+  }
+  conn_t *c = &w->conns[w->free_slots[--w->nfree]];
+  uint32_t gen = c->gen, slot = c->slot;
+  uint8_t *in = c->in, *out = c->out;
+  memset(c, 0, sizeof *c);
+  c->w = w;
+  c->gen = gen;
+  c->slot = slot;
+  c->in = in;
+  c->out = out;
+  c->fd = fd;
+  c->state = C_OPEN;
+  c->active_ns = w->now_ns;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) {
+      memcpy(c->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+      c->fam = 4;
+    } else if (ss.ss_family == AF_INET6) {
+      const uint8_t *a = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+      static const uint8_t v4m[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+      if (!memcmp(a, v4m, 12)) {
+        memcpy(c->peer, a + 12, 4);
+        c->fam = 4;
+      } else {
+        memcpy(c->peer, a, 16);
+        c->fam = 6;
+      }
+    }
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  w->nopen++;
+  IDM_MET_INC(&w->metrics.conns_accepted);
+  IDM_MET_INC(&w->metrics.conns_open);
+  arm_recv(w, c);
+}
+
+/* ---- HTTP/1.1 ------------------------------------------------------------------- */
+
+static void refresh_date(worker_t *w) {
+  int64_t s = idm_clock_now_s(g.clk);
+  if (s == w->date_s)
+    return;
+  w->date_s = s;
+  time_t t = (time_t)s;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void h1_write(worker_t *w, conn_t *c, const idm_http_resp_t *r, bool head, bool close,
+                     bool keep_alive_10) {
+  char *o = (char *)c->out + c->out_len;
+  size_t cap = IDM_NET_CONN_OUT_BYTES - c->out_len;
+  int n = snprintf(o, cap, "HTTP/1.1 %d %s\r\nServer: idmint\r\nDate: %s\r\nContent-Length: %zu\r\n",
+                   r->status, idm_http_reason(r->status), w->date, r->body_len);
+  size_t len = n > 0 ? (size_t)n : 0;
+#define ADD(...)                                                                              \
+  do {                                                                                        \
+    int k_ = snprintf(o + len, len < cap ? cap - len : 0, __VA_ARGS__);                       \
+    len += k_ > 0 ? (size_t)k_ : 0;                                                           \
+  } while (0)
+  if (r->content_type)
+    ADD("Content-Type: %s\r\n", r->content_type);
+  if (r->no_store)
+    ADD("Cache-Control: no-store\r\nPragma: no-cache\r\n");
+  if (r->retry_after_s)
+    ADD("Retry-After: %u\r\n", r->retry_after_s);
+  if (r->allow)
+    ADD("Allow: %s\r\n", r->allow);
+  if (r->token && r->token_len)
+    ADD("X-Idmint-Token: %.*s\r\nX-Idmint-Authorization: Bearer %.*s\r\n", (int)r->token_len,
+        r->token, (int)r->token_len, r->token);
+  if (close)
+    ADD("Connection: close\r\n");
+  else if (keep_alive_10)
+    ADD("Connection: keep-alive\r\n");
+  ADD("\r\n");
+#undef ADD
+  if (len >= cap || (!head && len + r->body_len > cap)) {
+    /* Cannot happen: the parser waits for IDM_NET_H1_RESP_MAX_BYTES of room. */
+    c->want_close = true;
+    return;
+  }
+  if (!head && r->body_len) {
+    memcpy(o + len, r->body, r->body_len);
+    len += r->body_len;
+  }
+  c->out_len += (uint32_t)len;
+  mark_dirty(w, c);
+}
+
+static void h1_error(worker_t *w, conn_t *c, int status, const char *why) {
+  idm_http_resp_t resp;
+  memset(&resp, 0, sizeof resp);
+  idm_route_error(&w->router, &resp, status, "invalid_request", why);
+  h1_write(w, c, &resp, false, true, false);
+  c->want_close = true;
+}
+
+static void h1_process(worker_t *w, conn_t *c) {
+  idm_h1_limits_t lim = {IDM_NET_HEADER_MAX_BYTES, IDM_NET_BODY_MAX_BYTES, IDM_NET_HEADERS_MAX};
+  for (int budget = IDM_NET_REQS_PER_CONN_TURN; budget > 0; budget--) {
+    if (c->want_close)
+      break;
+    size_t avail = c->in_len - c->in_off;
+    if (!avail)
+      break;
+    if (IDM_NET_CONN_OUT_BYTES - c->out_len < IDM_NET_H1_RESP_MAX_BYTES) {
+      c->h1_paused = true; /* resumes when the send completes */
+      break;
+    }
+    if (c->in_need && avail < c->in_need)
+      break;
+    idm_h1_req_t *h = &w->h1req;
+    idm_why_t why = {{0}};
+    idm_err_t e = idm_h1_parse(h, w->body_buf, IDM_NET_BODY_MAX_BYTES, c->in + c->in_off, avail,
+                               &lim, &why);
+    if (e == IDM_ERR_HTTP_INCOMPLETE) {
+      c->in_need = h->need;
+      if (!c->req_start_ns)
+        c->req_start_ns = w->now_ns;
+      if (h->head_done && h->expect_continue && !c->continue_sent) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        memcpy(c->out + c->out_len, cont, sizeof cont - 1);
+        c->out_len += sizeof cont - 1;
+        c->continue_sent = true;
+        mark_dirty(w, c);
+      }
+      if (avail >= IDM_NET_CONN_IN_BYTES) /* cannot happen within the limits; be safe */
+        h1_error(w, c, 431, "request exceeds the connection buffer");
+      break;
+    }
+    c->in_need = 0;
+    if (e) {
+      IDM_MET_INC(&w->metrics.parse_errors);
+      h1_error(w, c, idm_h1_error_status(e), idm_why_str(&why, e));
+      c->in_off = c->in_len;
+      break;
+    }
+    idm_http_req_t req;
+    memset(&req, 0, sizeof req);
+    idm_http_req_method(&req, h->method, h->method_len);
+    idm_http_req_target(&req, h->target, h->target_len);
+    for (uint32_t i = 0; i < h->header_count; i++)
+      idm_http_req_header(&req, h->headers[i].name, h->headers[i].name_len, h->headers[i].value,
+                          h->headers[i].value_len);
+    req.body = h->body;
+    req.body_len = h->body_len;
+    memcpy(req.peer, c->peer, 16);
+    req.peer_family = c->fam;
+    req.start_ns = w->now_ns;
+    idm_http_resp_t resp;
+    idm_route(&w->router, &req, &resp);
+    bool close = !h->keep_alive || resp.close;
+    h1_write(w, c, &resp, req.method == IDM_HTTP_HEAD, close,
+             h->version_minor == 0 && h->keep_alive);
+    c->in_off += (uint32_t)h->consumed;
+    c->req_start_ns = 0;
+    c->continue_sent = false;
+    c->active_ns = w->now_ns;
+    if (close) {
+      c->want_close = true;
+      c->in_off = c->in_len;
+    }
+  }
+  if (c->in_off == c->in_len) {
+    if (!c->recv_armed || w->ring.multishot_recv)
+      c->in_off = c->in_len = 0;
+  } else {
+    if (!c->req_start_ns)
+      c->req_start_ns = w->now_ns;
+    /* Work left after this turn's budget, not blocked on output: next turn. */
+    if (!c->h1_paused && !c->want_close && (!c->in_need || c->in_len - c->in_off >= c->in_need))
+      w->carry[w->ncarry++] = c->slot;
+  }
+}
+
+/* ---- HTTP/2 ---------------------------------------------------------------------- */
+
+static void h2_on_request(void *ud, idm_h2_t *h2, int32_t stream_id, idm_http_req_t *req) {
+  conn_t *c = ud;
+  worker_t *w = c->w;
+  req->start_ns = w->now_ns;
+  idm_http_resp_t resp;
+  idm_route(&w->router, req, &resp);
+  if (idm_h2_respond(h2, stream_id, &resp, req->method == IDM_HTTP_HEAD) == IDM_ERR_POOL_EMPTY)
+    c->want_close = true;
+  c->active_ns = w->now_ns;
+  mark_dirty(w, c);
+}
+
+static void h2_process(worker_t *w, conn_t *c) {
+  size_t avail = c->in_len - c->in_off;
+  if (avail) {
+    idm_why_t why = {{0}};
+    if (idm_h2_recv(c->h2, c->in + c->in_off, avail, &why) != IDM_OK) {
+      IDM_MET_INC(&w->metrics.h2_sessions_failed);
+      c->want_close = true;
+    }
+    c->in_off = c->in_len;
+  }
+  if (!c->recv_armed || w->ring.multishot_recv)
+    c->in_off = c->in_len = 0;
+  mark_dirty(w, c);
+}
+
+static void unpark(worker_t *w, conn_t *c) {
+  while (c->nparked) {
+    if (c->in_off && IDM_NET_CONN_IN_BYTES - c->in_len < c->parked_len[0]) {
+      memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+      c->in_len -= c->in_off;
+      c->in_off = 0;
+    }
+    if (IDM_NET_CONN_IN_BYTES - c->in_len < c->parked_len[0])
+      return;
+    memcpy(c->in + c->in_len, idm_ring_buf(&w->ring, c->parked_bid[0]), c->parked_len[0]);
+    c->in_len += c->parked_len[0];
+    idm_ring_buf_recycle(&w->ring, c->parked_bid[0]);
+    c->nparked--;
+    memmove(c->parked_bid, c->parked_bid + 1, c->nparked * sizeof c->parked_bid[0]);
+    memmove(c->parked_len, c->parked_len + 1, c->nparked * sizeof c->parked_len[0]);
+  }
+}
+
+static void conn_process(worker_t *w, conn_t *c) {
+  if (c->state != C_OPEN)
+    return;
+  unpark(w, c);
+  if (c->proto == P_UNKNOWN && c->in_len > c->in_off) {
+    size_t avail = c->in_len - c->in_off, n = avail < PREFACE_LEN ? avail : PREFACE_LEN;
+    if (memcmp(c->in + c->in_off, PREFACE, n) != 0) {
+      c->proto = P_H1;
+    } else if (n == PREFACE_LEN) {
+      idm_h2_limits_t lim = {IDM_NET_H2_STREAMS_MAX, IDM_NET_HEADER_MAX_BYTES,
+                             IDM_NET_BODY_MAX_BYTES, IDM_NET_H2_CONN_MEM_BYTES};
+      idm_why_t why = {{0}};
+      c->h2 = idm_h2_new(&w->pool, &lim, h2_on_request, c, c->peer, c->fam, &why);
+      if (!c->h2) {
+        IDM_MET_INC(&w->metrics.overloaded);
+        conn_close(w, c);
+        return;
+      }
+      c->proto = P_H2;
+      c->req_start_ns = 0;
+    } else if (!c->req_start_ns) {
+      c->req_start_ns = w->now_ns;
+    }
+  }
+  if (c->proto == P_H1) {
+    h1_process(w, c);
+    if (c->nparked && !c->h1_paused) {
+      unpark(w, c);
+      h1_process(w, c);
+    }
+  } else if (c->proto == P_H2) {
+    h2_process(w, c);
+    if (c->nparked) {
+      unpark(w, c);
+      h2_process(w, c);
+    }
+  }
+  if (c->peer_eof && !c->want_close) {
+    /* The peer finished sending: answer what is complete, then close. */
+    if (c->proto != P_H2)
+      c->want_close = true;
+    else
+      idm_h2_goaway(c->h2);
+    mark_dirty(w, c);
+  }
+  arm_recv(w, c);
+}
+
+/* ---- output ---------------------------------------------------------------------- */
+
+static void conn_flush(worker_t *w, conn_t *c) {
+  if (c->state != C_OPEN || c->send_busy)
+    return;
+  if (c->h2 && c->out_len < IDM_NET_CONN_OUT_BYTES)
+    c->out_len += (uint32_t)idm_h2_send(c->h2, c->out + c->out_len,
+                                        IDM_NET_CONN_OUT_BYTES - c->out_len);
+  if (c->out_len) {
+    struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+    if (!sqe) {
+      conn_close(w, c);
+      return;
+    }
+    io_uring_prep_send(sqe, c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_SEND, c->slot, c->gen));
+    c->send_busy = true;
+    c->ops++;
+    IDM_MET_INC(&w->metrics.sends);
+    IDM_MET_ADD(&w->metrics.send_bytes, c->out_len);
+    return;
+  }
+  if (c->want_close || (c->h2 && idm_h2_done(c->h2)) || (c->peer_eof && c->proto != P_H2))
+    conn_close(w, c);
+}
+
+/* ---- completions ----------------------------------------------------------------- */
+
+static void on_accept(worker_t *w, struct io_uring_cqe *cqe) {
+  unsigned li = idm_ud_slot(cqe->user_data);
+  if (li >= w->nl)
+    return;
+  if (!(cqe->flags & IORING_CQE_F_MORE))
+    w->accept_armed[li] = false;
+  if (cqe->res >= 0) {
+    conn_open(w, cqe->res);
+    return;
+  }
+  if (cqe->res == -EINVAL && w->ring.multishot_accept) {
+    w->ring.multishot_accept = false;
+    idm_log("warn", "io_uring", "msg", "multishot accept refused by the kernel; using single-shot",
+            NULL);
+  } else if (cqe->res != -ECANCELED && cqe->res != -EINTR && cqe->res != -EAGAIN) {
+    char e[64];
+    snprintf(e, sizeof e, "%s", strerror(-cqe->res));
+    idm_log("warn", "accept_failed", "error", e, NULL);
+  }
+}
+
+static void arm_accept(worker_t *w) {
+  if (w->draining)
+    return;
+  for (unsigned i = 0; i < w->nl; i++) {
+    if (w->accept_armed[i] || w->lfd[i] < 0)
+      continue;
+    struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+    if (!sqe)
+      return;
+    if (w->ring.multishot_accept)
+      io_uring_prep_multishot_accept(sqe, w->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+    else
+      io_uring_prep_accept(sqe, w->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_ACCEPT, i, 0));
+    w->accept_armed[i] = true;
+  }
+}
+
+static void on_recv(worker_t *w, struct io_uring_cqe *cqe) {
+  uint32_t slot = idm_ud_slot(cqe->user_data);
+  bool more = cqe->flags & IORING_CQE_F_MORE;
+  bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+  uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+  conn_t *c = slot < w->conns_max ? &w->conns[slot] : NULL;
+  if (!c || c->gen != idm_ud_gen(cqe->user_data) || c->state == C_FREE) {
+    if (has_buf)
+      idm_ring_buf_recycle(&w->ring, bid);
+    return;
+  }
+  if (!more) {
+    c->recv_armed = false;
+    op_done(w, c);
+  }
+  if (c->state != C_OPEN) {
+    if (has_buf)
+      idm_ring_buf_recycle(&w->ring, bid);
+    return;
+  }
+  int res = cqe->res;
+  if (res > 0) {
+    c->active_ns = w->now_ns;
+    if (has_buf) {
+      size_t free_tail = IDM_NET_CONN_IN_BYTES - c->in_len;
+      if ((size_t)res > free_tail && c->in_off) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+        free_tail = IDM_NET_CONN_IN_BYTES - c->in_len;
+      }
+      if ((size_t)res > free_tail || c->nparked) {
+        /* Input full (the peer sends faster than we may answer): hold the buffer back
+         * and stop the multishot receive; TCP flow control does the rest. */
+        if (c->nparked >= PARKED_MAX) {
+          idm_ring_buf_recycle(&w->ring, bid);
+          IDM_MET_INC(&w->metrics.parse_errors);
+          conn_close(w, c);
+          return;
+        }
+        c->parked_bid[c->nparked] = bid;
+        c->parked_len[c->nparked] = (uint16_t)res;
+        c->nparked++;
+        if (more && !c->cancel_sent) {
+          struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+          if (sqe) {
+            io_uring_prep_cancel64(sqe, cqe->user_data, 0);
+            io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_CANCEL, 0, 0));
+            c->cancel_sent = true;
+            io_uring_submit(&w->ring.ring); /* now: every CQE until then is parked */
+          }
+        }
+        mark_ready(w, c);
+        return;
+      }
+      memcpy(c->in + c->in_len, idm_ring_buf(&w->ring, bid), (size_t)res);
+      idm_ring_buf_recycle(&w->ring, bid);
+    }
+    c->in_len += (uint32_t)res;
+    mark_ready(w, c);
+    return;
+  }
+  if (has_buf)
+    idm_ring_buf_recycle(&w->ring, bid);
+  if (res == 0) {
+    c->peer_eof = true;
+    mark_ready(w, c);
+  } else if (res == -ENOBUFS || res == -ECANCELED) {
+    mark_ready(w, c); /* re-armed once buffers are back / the input has room */
+  } else if (res == -EINVAL && w->ring.multishot_recv) {
+    w->ring.multishot_recv = false;
+    idm_log("warn", "io_uring", "msg", "multishot receive refused by the kernel; using single-shot",
+            NULL);
+    mark_ready(w, c);
+  } else if (res != -EINTR && res != -EAGAIN) {
+    conn_close(w, c);
+  } else {
+    mark_ready(w, c);
+  }
+}
+
+static void on_send(worker_t *w, struct io_uring_cqe *cqe) {
+  uint32_t slot = idm_ud_slot(cqe->user_data);
+  conn_t *c = slot < w->conns_max ? &w->conns[slot] : NULL;
+  if (!c || c->gen != idm_ud_gen(cqe->user_data) || c->state == C_FREE)
+    return;
+  c->send_busy = false;
+  op_done(w, c);
+  if (c->state != C_OPEN)
+    return;
+  if (cqe->res < 0) {
+    conn_close(w, c);
+    return;
+  }
+  uint32_t n = (uint32_t)cqe->res;
+  if (n > c->out_len)
+    n = c->out_len;
+  memmove(c->out, c->out + n, c->out_len - n);
+  c->out_len -= n;
+  if (n)
+    c->active_ns = w->now_ns;
+  if (c->h1_paused) {
+    c->h1_paused = false;
+    mark_ready(w, c);
+  }
+  mark_dirty(w, c);
+}
+
+/* ---- timers and drain ------------------------------------------------------------ */
+
+static void tick(worker_t *w) {
+  for (uint32_t i = 0; i < w->conns_max; i++) {
+    conn_t *c = &w->conns[i];
+    if (c->state != C_OPEN)
+      continue;
+    if (c->req_start_ns && w->now_ns - c->req_start_ns > g.header_timeout_ns) {
+      IDM_MET_INC(&w->metrics.timeouts);
+      if (c->proto != P_H2 && !c->out_len && !c->send_busy) {
+        h1_error(w, c, 408, "request not received in time");
+        c->in_off = c->in_len = 0;
+      } else {
+        conn_close(w, c);
+      }
+      continue;
+    }
+    bool busy = c->req_start_ns || c->out_len || c->send_busy ||
+                (c->h2 && idm_h2_streams(c->h2));
+    if (!busy && w->now_ns - c->active_ns > g.idle_timeout_ns) {
+      IDM_MET_INC(&w->metrics.timeouts);
+      if (c->h2) {
+        idm_h2_goaway(c->h2);
+        c->want_close = true;
+        mark_dirty(w, c);
+      } else {
+        conn_close(w, c);
+      }
+      continue;
+    }
+    if (w->draining) {
+      if (w->now_ns > w->drain_deadline_ns) {
+        conn_close(w, c);
+      } else if (c->h2) {
+        idm_h2_goaway(c->h2);
+        mark_dirty(w, c);
+      } else if (!busy) {
+        conn_close(w, c);
+      }
+    }
+  }
+}
+
+static void start_drain(worker_t *w) {
+  w->draining = true;
+  w->router.draining = true;
+  w->drain_deadline_ns = w->now_ns + g.drain_timeout_ns;
+  for (unsigned i = 0; i < w->nl; i++) {
+    if (w->lfd[i] >= 0) {
+      /* Cancel the armed accept, then stop listening: new connections go elsewhere. */
+      struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+      if (sqe) {
+        io_uring_prep_cancel64(sqe, idm_ud_make(IDM_OP_ACCEPT, i, 0), 0);
+        io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_CANCEL, 0, 0));
+      }
+      io_uring_submit(&w->ring.ring);
+      close(w->lfd[i]);
+      w->lfd[i] = -1;
+    }
+  }
+  tick(w);
+}
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+static void refresh_snapshot(worker_t *w) {
+  idm_snapshot_t *s = atomic_load_explicit(&g.snap, memory_order_acquire);
+  if (s != w->snap) {
+    w->snap = s;
+    w->router.snap = s;
+    idm_exchange_ctx_set_snapshot(&w->ex, s);
+  }
+  atomic_store_explicit(&w->seen_gen, s ? s->gen : 0, memory_order_release);
+}
+
+static void *worker_main(void *arg) {
+  worker_t *w = arg;
+  w->now_ns = idm_clock_mono_ns();
+  w->next_tick_ns = w->now_ns + IDM_NET_TICK_MS * 1000000LL;
+  arm_accept(w);
+  for (;;) {
+    refresh_snapshot(w);
+    if (!w->draining && atomic_load(&g.stop))
+      start_drain(w);
+    if (w->draining && w->nopen == 0)
+      break;
+    struct __kernel_timespec ts = {0, IDM_NET_TICK_MS * 1000000LL};
+    struct io_uring_cqe *cqe = NULL;
+    int rc;
+    if (w->ncarry) { /* work is waiting: do not block */
+      rc = io_uring_submit(&w->ring.ring);
+      for (uint32_t i = 0; i < w->ncarry; i++)
+        mark_ready(w, &w->conns[w->carry[i]]);
+      w->ncarry = 0;
+    } else {
+      rc = io_uring_submit_and_wait_timeout(&w->ring.ring, &cqe, 1, &ts, NULL);
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+      char e[64];
+      snprintf(e, sizeof e, "%s", strerror(-rc));
+      idm_log("error", "io_uring", "msg", "submit_and_wait failed", "error", e, NULL);
+      break;
+    }
+    w->now_ns = idm_clock_mono_ns();
+    refresh_date(w);
+    w->router.overloaded = false;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&w->ring.ring, head, cqe) {
+      switch (idm_ud_op(cqe->user_data)) {
+      case IDM_OP_ACCEPT: on_accept(w, cqe); break;
+      case IDM_OP_RECV: on_recv(w, cqe); break;
+      case IDM_OP_SEND: on_send(w, cqe); break;
+      default: break;
+      }
+      if (++seen >= IDM_NET_CQES_PER_TURN)
+        break;
+    }
+    io_uring_cq_advance(&w->ring.ring, seen);
+    /* Parse and answer. A connection may re-enter the list (send completion): bounded by
+     * the list's capacity, one entry per connection at a time. */
+    uint32_t requests_before = (uint32_t)__atomic_load_n(&w->metrics.lat_count, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < w->nready; i++) {
+      conn_t *c = &w->conns[w->ready[i]];
+      c->in_ready = false;
+      conn_process(w, c);
+      uint32_t done = (uint32_t)__atomic_load_n(&w->metrics.lat_count, __ATOMIC_RELAXED) -
+                      requests_before;
+      if (done >= IDM_NET_QUEUED_MAX)
+        w->router.overloaded = true; /* shed issuance for the rest of this turn */
+    }
+    w->nready = 0;
+    for (uint32_t i = 0; i < w->ndirty; i++) {
+      conn_t *c = &w->conns[w->dirty[i]];
+      c->in_dirty = false;
+      conn_flush(w, c);
+    }
+    w->ndirty = 0;
+    arm_accept(w);
+    if (w->now_ns >= w->next_tick_ns) {
+      w->next_tick_ns = w->now_ns + IDM_NET_TICK_MS * 1000000LL;
+      tick(w);
+      for (uint32_t i = 0; i < w->ndirty; i++) {
+        conn_t *c = &w->conns[w->dirty[i]];
+        c->in_dirty = false;
+        conn_flush(w, c);
+      }
+      w->ndirty = 0;
+    }
+  }
+  atomic_store(&w->seen_gen, UINT64_MAX);
+  return NULL;
+}
+
+/* ---- start-up -------------------------------------------------------------------- */
+
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len) {
+  char host[256], port[16];
+  const char *colon = strrchr(s, ':');
+  if (!colon || !colon[1] || strlen(colon + 1) >= sizeof port)
+    return -1;
+  size_t hl = (size_t)(colon - s);
+  if (hl >= sizeof host)
+    return -1;
+  memcpy(host, s, hl);
+  host[hl] = '\0';
+  snprintf(port, sizeof port, "%s", colon + 1);
+  char *h = host;
+  if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+    h[hl - 1] = '\0';
+    h++;
+  }
+  if (!*h || !strcmp(h, "*"))
+    h = "0.0.0.0";
+  struct addrinfo hints, *ai = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(h, port, &hints, &ai) != 0 || !ai)
+    return -1;
+  memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+  *len = ai->ai_addrlen;
+  freeaddrinfo(ai);
+  return 0;
+}
+
+static int open_listener(struct sockaddr_storage *ss, socklen_t len, idm_why_t *why) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    idm_fail(why, IDM_ERR_LISTEN, "socket: %s", strerror(errno));
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      bind(fd, (struct sockaddr *)ss, len) != 0 || listen(fd, 4096) != 0) {
+    idm_fail(why, IDM_ERR_LISTEN, "%s", strerror(errno));
+    close(fd);
+    return -1;
+  }
+  /* Port 0: learn the port so the other threads' sockets join the same one. */
+  socklen_t l = len;
+  getsockname(fd, (struct sockaddr *)ss, &l);
+  return fd;
+}
+
+static void addr_str(const struct sockaddr_storage *ss, char *out, size_t cap) {
+  char h[64] = "?";
+  unsigned port = 0;
+  if (ss->ss_family == AF_INET) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, h, sizeof h);
+    port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    snprintf(out, cap, "%s:%u", h, port);
+  } else {
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, h, sizeof h);
+    port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    snprintf(out, cap, "[%s]:%u", h, port);
+  }
+}
+
+static idm_err_t worker_init(worker_t *w, unsigned index, uint32_t conns_max, bool single_shot,
+                             idm_why_t *why) {
+  memset(w, 0, sizeof *w);
+  w->index = index;
+  for (unsigned i = 0; i < IDM_NET_LISTEN_MAX; i++)
+    w->lfd[i] = -1;
+  idm_err_t e = idm_ring_init(&w->ring, IDM_NET_RING_ENTRIES, IDM_NET_RECV_BUFS,
+                              IDM_NET_RECV_BUF_BYTES, !single_shot, why);
+  if (e)
+    return e;
+  w->conns_max = conns_max;
+  w->conns = calloc(conns_max, sizeof *w->conns);
+  w->free_slots = calloc(conns_max, sizeof *w->free_slots);
+  w->ready = calloc(conns_max, sizeof *w->ready);
+  w->dirty = calloc(conns_max, sizeof *w->dirty);
+  w->carry = calloc(conns_max, sizeof *w->carry);
+  w->scratch = malloc(IDM_NET_RESP_BODY_MAX_BYTES);
+  w->body_buf = malloc(IDM_NET_BODY_MAX_BYTES);
+  w->bufmem_len = (size_t)conns_max * (IDM_NET_CONN_IN_BYTES + IDM_NET_CONN_OUT_BYTES);
+  w->bufmem = mmap(NULL, w->bufmem_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (!w->conns || !w->free_slots || !w->ready || !w->dirty || !w->carry || !w->scratch || !w->body_buf ||
+      w->bufmem == MAP_FAILED)
+    return idm_fail(why, IDM_ERR_NOMEM, "cannot reserve connection memory for %u connections",
+                    conns_max);
+  for (uint32_t i = 0; i < conns_max; i++) {
+    conn_t *c = &w->conns[i];
+    c->slot = i;
+    c->fd = -1;
+    c->in = w->bufmem + (size_t)i * (IDM_NET_CONN_IN_BYTES + IDM_NET_CONN_OUT_BYTES);
+    c->out = c->in + IDM_NET_CONN_IN_BYTES;
+    w->free_slots[conns_max - 1 - i] = i;
+  }
+  w->nfree = conns_max;
+  if (idm_pool_init(&w->pool, IDM_NET_POOL_BYTES) != IDM_OK)
+    return idm_fail(why, IDM_ERR_NOMEM, "cannot reserve the HTTP/2 pool");
+  return IDM_OK;
+}
+
+static void worker_cleanup(worker_t *w) {
+  for (uint32_t i = 0; w->conns && i < w->conns_max; i++) {
+    if (w->conns[i].state == C_OPEN) {
+      close(w->conns[i].fd);
+      idm_h2_free(w->conns[i].h2);
+    }
+  }
+  for (unsigned i = 0; i < w->nl; i++)
+    if (w->lfd[i] >= 0)
+      close(w->lfd[i]);
+  if (w->ring.ring.ring_fd > 0)
+    idm_ring_cleanup(&w->ring);
+  idm_exchange_ctx_cleanup(&w->ex);
+  idm_pool_cleanup(&w->pool);
+  if (w->bufmem && w->bufmem != MAP_FAILED)
+    munmap(w->bufmem, w->bufmem_len);
+  free(w->conns);
+  free(w->free_slots);
+  free(w->ready);
+  free(w->dirty);
+  free(w->carry);
+  free(w->scratch);
+  free(w->body_buf);
+}
+
+static void log_error(const char *event, const char *msg) {
+  idm_log("error", event, "msg", msg, NULL);
+}
+
+/* Reload: build, swap, wait for every worker to move, free the old snapshot. */
+static void reload(const char *path) {
+  idm_why_t why = {{0}};
+  idm_err_t err = IDM_OK;
+  idm_snapshot_t *cur = atomic_load(&g.snap);
+  idm_snapshot_t *s = idm_snapshot_load(path, g.clk, &err, &why);
+  if (!s) {
+    idm_log("error", "reload_refused", "config", path, "msg", idm_why_str(&why, err),
+            "kept", "the running configuration keeps serving", NULL);
+    return;
+  }
+  s->gen = cur->gen + 1;
+  atomic_store_explicit(&g.snap, s, memory_order_release);
+  for (int spins = 0; spins < 2000; spins++) {
+    bool all = true;
+    for (unsigned i = 0; i < g.nthreads; i++)
+      if (atomic_load_explicit(&g.workers[i].seen_gen, memory_order_acquire) < s->gen)
+        all = false;
+    if (all)
+      break;
+    struct timespec d = {0, 5 * 1000000};
+    nanosleep(&d, NULL);
+  }
+  /* Workers that have not moved in 10 s are wedged; keep the old snapshot alive rather
+   * than free memory they might read (a bounded leak beats a use-after-free). */
+  bool all = true;
+  for (unsigned i = 0; i < g.nthreads; i++)
+    if (atomic_load(&g.workers[i].seen_gen) < s->gen)
+      all = false;
+  if (all)
+    idm_snapshot_free(cur);
+  char gen[24];
+  snprintf(gen, sizeof gen, "%llu", (unsigned long long)s->gen);
+  idm_log("info", "reloaded", "config", path, "generation", gen, "policy",
+          pol_config_policy_id(s->cfg), NULL);
+}
+
+int idm_server_run(const idm_server_opts_t *o) {
+  memset(&g, 0, sizeof g);
+  g.clk = o->clk;
+  g.header_timeout_ns = (o->header_timeout_ms ? o->header_timeout_ms : IDM_NET_HEADER_TIMEOUT_MS) * 1000000LL;
+  g.idle_timeout_ns = (o->idle_timeout_ms ? o->idle_timeout_ms : IDM_NET_IDLE_TIMEOUT_MS) * 1000000LL;
+  g.drain_timeout_ns = IDM_NET_DRAIN_TIMEOUT_MS * 1000000LL;
+  idm_why_t why = {{0}};
+  if (idm_ring_available(&why) != IDM_OK) {
+    fprintf(stderr, "idmint: serve: %s; idmint needs io_uring (Linux 5.11 or newer, not "
+                    "blocked by seccomp or kernel.io_uring_disabled)\n", why.text);
+    return 1;
+  }
+  idm_err_t err = IDM_OK;
+  idm_snapshot_t *snap = idm_snapshot_load(o->config_path, g.clk, &err, &why);
+  if (!snap) {
+    idm_log("error", "config_refused", "config", o->config_path, "msg", idm_why_str(&why, err),
+            NULL);
+    return 1;
+  }
+  snap->gen = 1;
+  atomic_store(&g.snap, snap);
+  const pol_server_t *srv = snap->server;
+  if (idm_h2_global_init() != IDM_OK) {
+    log_error("start_failed", "nghttp2 setup failed");
+    idm_snapshot_free(snap);
+    return 1;
+  }
+  unsigned n = o->threads ? o->threads : srv->threads;
+  if (!n) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    n = c > 0 ? (unsigned)c : 1;
+  }
+  if (n > IDM_NET_THREADS_MAX)
+    n = IDM_NET_THREADS_MAX;
+  g.nthreads = n;
+  uint32_t conns_max = srv->max_connections ? srv->max_connections : IDM_NET_CONNS_MAX_DEFAULT;
+  g.naddr = srv->listen_count < IDM_NET_LISTEN_MAX ? srv->listen_count : IDM_NET_LISTEN_MAX;
+  for (unsigned i = 0; i < g.naddr; i++) {
+    if (parse_listen(srv->listen[i], &g.addr[i], &g.alen[i]) != 0) {
+      idm_log("error", "config_refused", "config", o->config_path, "msg",
+              "listen address is not HOST:PORT with a numeric host", "listen", srv->listen[i],
+              NULL);
+      idm_snapshot_free(snap);
+      return 1;
+    }
+  }
+  g.workers = calloc(n, sizeof *g.workers);
+  g.metrics = calloc(n, sizeof *g.metrics);
+  if (!g.workers || !g.metrics) {
+    log_error("start_failed", "out of memory");
+    return 1;
+  }
+  int rc = 1;
+  unsigned started = 0;
+  for (unsigned i = 0; i < n; i++) {
+    worker_t *w = &g.workers[i];
+    err = worker_init(w, i, conns_max, o->single_shot, &why);
+    if (!err)
+      err = idm_exchange_ctx_init(&w->ex, i, srv->node_id, 4096, g.clk, &w->metrics, &why);
+    if (err) {
+      if (err == IDM_ERR_URING_UNAVAILABLE)
+        fprintf(stderr, "idmint: serve: %s\n", why.text);
+      else
+        log_error("start_failed", idm_why_str(&why, err));
+      goto out;
+    }
+    g.metrics[i] = &w->metrics;
+    for (unsigned a = 0; a < g.naddr; a++) {
+      w->lfd[a] = open_listener(&g.addr[a], g.alen[a], &why);
+      if (w->lfd[a] < 0) {
+        char as[80];
+        addr_str(&g.addr[a], as, sizeof as);
+        idm_log("error", "listen_failed", "addr", as, "msg", why.text, NULL);
+        goto out;
+      }
+      w->nl = a + 1;
+    }
+  }
+  for (unsigned i = 0; i < n; i++) {
+    worker_t *w = &g.workers[i];
+    w->router.snap = snap;
+    w->router.ex = &w->ex;
+    w->router.m = &w->metrics;
+    w->router.all_metrics = g.metrics;
+    w->router.thread_count = n;
+    w->router.scratch = w->scratch;
+    w->router.scratch_cap = IDM_NET_RESP_BODY_MAX_BYTES;
+  }
+  char line[256];
+  idm_ring_describe(&g.workers[0].ring, line, sizeof line);
+  idm_log("info", "io_uring", "msg", line, NULL);
+  size_t per_thread = (size_t)conns_max * (IDM_NET_CONN_IN_BYTES + IDM_NET_CONN_OUT_BYTES) +
+                      IDM_NET_POOL_BYTES + (size_t)IDM_NET_RECV_BUFS * IDM_NET_RECV_BUF_BYTES +
+                      IDM_NET_REQ_ARENA_BYTES;
+  char mem[160];
+  snprintf(mem, sizeof mem, "%u threads x %u connections; at most %zu MiB of buffers per thread",
+           n, conns_max, per_thread >> 20);
+  idm_log("info", "memory", "msg", mem, NULL);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  for (; started < n; started++) {
+    if (pthread_create(&g.workers[started].tid, NULL, worker_main, &g.workers[started]) != 0) {
+      log_error("start_failed", "cannot start a worker thread");
+      atomic_store(&g.stop, true);
+      goto join;
+    }
+  }
+  for (unsigned a = 0; a < g.naddr; a++) {
+    char as[80];
+    addr_str(&g.addr[a], as, sizeof as);
+    idm_log("info", "listening", "addr", as, "issuer", srv->issuer, "protocols",
+            "http/1.1, h2c (prior knowledge)", NULL);
+  }
+  for (;;) {
+    struct timespec to = {0, 200 * 1000000};
+    int sig = sigtimedwait(&set, NULL, &to);
+    if (sig == SIGTERM || sig == SIGINT) {
+      idm_log("info", "draining", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+      atomic_store(&g.stop, true);
+      break;
+    }
+    if (sig == SIGHUP)
+      reload(o->config_path);
+    bool alive = false;
+    for (unsigned i = 0; i < n; i++)
+      if (atomic_load(&g.workers[i].seen_gen) != UINT64_MAX)
+        alive = true;
+    if (!alive) {
+      log_error("stopped", "every worker thread has stopped");
+      atomic_store(&g.stop, true);
+      goto join;
+    }
+  }
+  rc = 0;
+join:
+  for (unsigned i = 0; i < started; i++)
+    pthread_join(g.workers[i].tid, NULL);
+  if (rc == 0)
+    idm_log("info", "stopped", "msg", "drained; exiting", NULL);
+out:
+  for (unsigned i = 0; i < n; i++)
+    worker_cleanup(&g.workers[i]);
+  free(g.workers);
+  free(g.metrics);
+  idm_snapshot_free(atomic_load(&g.snap));
+  return rc;
+}

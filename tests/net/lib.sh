@@ -1,0 +1,119 @@
+# Shared set-up for the process-level server tests: a scratch directory with signing keys,
+# a sample OIDC issuer (keys + JWKS), subject tokens, a config on a free 127.0.0.1 port,
+# and start/stop helpers. Source it; it needs IDMINT (the binary) and SRC_DIR.
+set -euo pipefail
+: "${IDMINT:?IDMINT must name the idmint binary}"
+: "${SRC_DIR:?}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/idmint-test.XXXXXX")
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "$T/server.err" ] && tail -5 "$T/server.err" >&2; exit 1; }
+ok() { echo "ok - $*"; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+ISS=https://issuer.test.idmint.example
+PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+
+# setup_env [extra server lines]: keys, issuer, tokens, config.
+setup_env() {
+  "$IDMINT" keys new --dir "$T/keys" >/dev/null
+  "$IDMINT" keys new --dir "$T/issuer" >/dev/null
+  "$IDMINT" jwks --dir "$T/issuer" > "$T/issuer.jwks.json"
+  mint() { "$IDMINT" token mint --keys "$T/issuer" --iss "$ISS" --aud idmint --ttl 1h "$@" | tr -d "\n"; }
+  mint --sub spiffe://t/payments/api --claim team=payments --claim env=prod > "$T/payments.jwt"
+  mint --sub spiffe://t/sandbox/x --claim team=payments --claim env=sandbox > "$T/sandbox.jwt"
+  mint --sub spiffe://t/other --claim team=web > "$T/web.jwt"
+  "$IDMINT" keys new --dir "$T/rogue" >/dev/null
+  "$IDMINT" token mint --keys "$T/rogue" --iss "$ISS" --aud idmint --ttl 1h --sub evil \
+    --claim team=payments | tr -d "\n" > "$T/rogue.jwt"
+  write_config "${1:-}"
+}
+
+write_config() {
+  cat > "$T/idmint.conf" <<CONF
+server {
+  listen          "127.0.0.1:$PORT"
+  issuer          "$BASE"
+  keys            "keys"
+  audit           "audit.log"
+  threads         2
+  trusted_proxies [127.0.0.1/32]
+  $1
+}
+trust "test-oidc" {
+  kind     oidc
+  issuer   "$ISS"
+  jwks     "issuer.jwks.json"
+  audience "idmint"
+}
+target "payments-db" {
+  audience "spiffe://t/payments/db"
+  ttl      5m
+}
+target "reports" {
+  audience "https://reports.t"
+  ttl      10m
+}
+permit "payments-api" {
+  client trust == "test-oidc" and claims.team == "payments"
+  target "payments-db"
+  scope  "db.read db.write"
+  ttl    2m
+}
+permit "office-only" {
+  client claims.team == "web"
+  target "reports"
+  when   source_ip in 10.0.0.0/8
+}
+forbid "no-sandbox" {
+  client claims.env == "sandbox"
+}
+CONF
+}
+
+# start_server [serve flags...]: starts and waits until /healthz answers.
+start_server() {
+  "$IDMINT" serve --config "$T/idmint.conf" "$@" 2> "$T/server.err" &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf "$BASE/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited at start: $(cat "$T/server.err")"
+    sleep 0.05
+  done
+  fail "server did not start"
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  local rc=0
+  wait "$SERVER_PID" || rc=$?
+  SERVER_PID=""
+  return $rc
+}
+
+GT=urn:ietf:params:oauth:grant-type:token-exchange
+JWT_TYPE=urn:ietf:params:oauth:token-type:jwt
+
+# exchange TOKEN_FILE AUDIENCE [curl args...]: prints "STATUS BODY".
+exchange() {
+  local f=$1 aud=$2
+  shift 2
+  curl -s -o "$T/resp" -w '%{http_code}' "$@" "$BASE/v1/token" \
+    --data-urlencode "grant_type=$GT" --data-urlencode "subject_token_type=$JWT_TYPE" \
+    --data-urlencode "subject_token@$f" --data-urlencode "audience=$aud"
+  echo " $(cat "$T/resp")"
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The real server on a free port, driven by real clients: curl over HTTP/1.1 and HTTP/2
+# (prior knowledge), nghttp; every endpoint and every documented answer of the token
+# exchange; the offline `token exchange`; SIGHUP reload (good and broken); SIGTERM drain.
+set -euo pipefail
+source "$SRC_DIR/tests/net/lib.sh"
+command -v curl >/dev/null || { echo "skip: no curl"; exit 77; }
+setup_env
+start_server
+
+# --- health, readiness, metrics, discovery, JWKS over both protocols
+for proto in --http1.1 --http2-prior-knowledge; do
+  [ "$(curl -s $proto "$BASE/healthz")" = ok ] || fail "healthz $proto"
+  [ "$(curl -s $proto "$BASE/readyz")" = ready ] || fail "readyz $proto"
+  curl -s $proto "$BASE/.well-known/openid-configuration" | grep -q "\"issuer\":\"$BASE\"" || fail "discovery $proto"
+  curl -s $proto "$BASE/.well-known/jwks.json" | grep -q '"kty":"OKP"' || fail "jwks $proto"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' $proto "$BASE/nope")" = 404 ] || fail "404 $proto"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' $proto -X DELETE "$BASE/v1/token")" = 405 ] || fail "405 $proto"
+done
+curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' "$BASE/healthz" | grep -q '^2' || fail "not h2"
+ok "health, readiness, discovery, JWKS, 404/405 over HTTP/1.1 and h2c"
+
+# --- token exchange: allow, and each documented refusal
+r=$(exchange "$T/payments.jwt" payments-db)
+case "$r" in "200 "*'"token_type":"Bearer"'*'"scope":"db.read db.write"'*) ;; *) fail "allow: $r" ;; esac
+tok=$(sed 's/.*"access_token":"\([^"]*\)".*/\1/' "$T/resp")
+curl -s "$BASE/.well-known/jwks.json" > "$T/our.jwks"
+"$IDMINT" token verify --jwks "$T/our.jwks" --audience spiffe://t/payments/db --issuer "$BASE" "$tok" \
+  | grep -q '"sub": *"spiffe://t/payments/api"' || fail "minted token does not verify"
+r=$(exchange "$T/payments.jwt" spiffe://t/payments/db --http2-prior-knowledge)
+case "$r" in "200 "*) ;; *) fail "allow by audience URI over h2: $r" ;; esac
+ok "exchange allowed (form, h1 and h2, by name and audience URI); token verifies against JWKS"
+
+r=$(exchange "$T/sandbox.jwt" payments-db)
+case "$r" in '403 {"error":"access_denied","error_description":"forbidden by rule no-sandbox"}') ;; *) fail "forbid: $r" ;; esac
+r=$(exchange "$T/web.jwt" payments-db)
+case "$r" in '403 {"error":"access_denied",'*) ;; *) fail "default deny: $r" ;; esac
+r=$(exchange "$T/rogue.jwt" payments-db)
+case "$r" in '400 {"error":"invalid_grant",'*) ;; *) fail "bad signature: $r" ;; esac
+echo -n "not-a-jwt" > "$T/junk"
+r=$(exchange "$T/junk" payments-db)
+case "$r" in '400 {"error":"invalid_grant",'*) ;; *) fail "junk token: $r" ;; esac
+r=$(exchange "$T/payments.jwt" no-such-target)
+case "$r" in '400 {"error":"invalid_target","error_description":"unknown target no-such-target"}') ;; *) fail "unknown target: $r" ;; esac
+r=$(curl -s -w ' %{http_code}' "$BASE/v1/token" -d grant_type=password)
+case "$r" in '{"error":"invalid_request",'*' 400') ;; *) fail "malformed: $r" ;; esac
+r=$(curl -s -w ' %{http_code}' "$BASE/v1/token" -d "grant_type=$GT&grant_type=$GT")
+case "$r" in *'appears more than once'*' 400') ;; *) fail "repeated param: $r" ;; esac
+r=$(curl -s -w ' %{http_code}' "$BASE/v1/token" -H 'Content-Type: text/plain' -d x)
+case "$r" in '{"error":"invalid_request",'*' 400') ;; *) fail "content type: $r" ;; esac
+ok "deny (forbid, default), bad subject token, unknown target, malformed: documented answers"
+
+# scope: requesting an ungranted scope is denied; requesting a granted subset is kept
+r=$(exchange "$T/payments.jwt" payments-db --data-urlencode "scope=db.admin")
+case "$r" in '403 '*) ;; *) fail "scope deny: $r" ;; esac
+r=$(exchange "$T/payments.jwt" payments-db --data-urlencode "scope=db.read")
+case "$r" in '200 '*'"scope":"db.read"'*) ;; *) fail "scope subset: $r" ;; esac
+ok "scope narrowing"
+
+# JSON body, chunked body, Expect: 100-continue (curl sends it for large bodies)
+j=$(printf '{"grant_type":"%s","subject_token_type":"%s","subject_token":"%s","audience":"payments-db"}' \
+     "$GT" "$JWT_TYPE" "$(cat "$T/payments.jwt")")
+r=$(curl -s -w ' %{http_code}' "$BASE/v1/token" -H 'Content-Type: application/json' -d "$j")
+case "$r" in *'"access_token"'*' 200') ;; *) fail "json body: $r" ;; esac
+r=$(curl -s -w ' %{http_code}' "$BASE/v1/token" -H 'Content-Type: application/json' \
+     -H 'Transfer-Encoding: chunked' -d "$j")
+case "$r" in *'"access_token"'*' 200') ;; *) fail "chunked body: $r" ;; esac
+r=$(curl -s -w ' %{http_code}' "$BASE/v1/token" -H 'Content-Type: application/json' \
+     -H 'Expect: 100-continue' -d "$j")
+case "$r" in *'"access_token"'*' 200') ;; *) fail "expect 100-continue: $r" ;; esac
+ok "JSON, chunked and Expect: 100-continue bodies"
+
+# source_ip from X-Forwarded-For is honoured from a trusted proxy (127.0.0.1/32)
+r=$(exchange "$T/web.jwt" reports)
+case "$r" in '403 '*) ;; *) fail "web without office ip: $r" ;; esac
+r=$(exchange "$T/web.jwt" reports -H 'X-Forwarded-For: 203.0.113.9, 10.1.2.3')
+case "$r" in '200 '*) ;; *) fail "trusted proxy XFF: $r" ;; esac
+ok "X-Forwarded-For from a trusted proxy feeds the policy's source_ip"
+
+# --- introspection
+r=$(curl -s "$BASE/v1/introspect" --data-urlencode "token=$tok")
+case "$r" in '{"active":true,'*'"sub":"spiffe://t/payments/api"'*) ;; *) fail "introspect: $r" ;; esac
+r=$(curl -s "$BASE/v1/introspect" --data-urlencode "token=$(cat "$T/payments.jwt")")
+[ "$r" = '{"active":false}' ] || fail "introspect foreign token: $r"
+ok "introspection (RFC 7662)"
+
+# --- gateway check
+h=$(curl -s -D - -o /dev/null "$BASE/v1/authz/anything" -H "X-Idmint-Subject-Token: $(cat "$T/payments.jwt")" \
+     -H 'X-Idmint-Target: payments-db')
+echo "$h" | grep -q '^HTTP/1.1 200' || fail "authz allow: $h"
+echo "$h" | grep -qi '^x-idmint-authorization: Bearer ey' || fail "authz header: $h"
+h=$(curl -s -D - -o /dev/null --http2-prior-knowledge "$BASE/v1/authz" \
+     -H "Authorization: Bearer $(cat "$T/sandbox.jwt")" -H 'X-Idmint-Target: payments-db')
+echo "$h" | grep -q '^HTTP/2 403' || fail "authz deny: $h"
+echo "$h" | grep -qi 'x-idmint-token' && fail "credential on a deny"
+ok "gateway check /v1/authz (allow with credential headers, deny 403 without)"
+
+# --- nghttp (a second, independent HTTP/2 client)
+if command -v nghttp >/dev/null; then
+  nghttp -n -s "$BASE/healthz" "$BASE/.well-known/jwks.json" "$BASE/readyz" > "$T/nghttp.out" || fail "nghttp"
+  [ "$(grep -cE '^ +[0-9]+ +\+[0-9.]+(us|ms) .* 200 ' "$T/nghttp.out")" = 3 ] || fail "nghttp stats: $(cat "$T/nghttp.out")"
+  printf 'grant_type=%s&subject_token_type=%s&audience=payments-db&subject_token=%s' \
+      "$GT" "$JWT_TYPE" "$(cat "$T/payments.jwt")" > "$T/form"
+  nghttp -v "$BASE/v1/token" -d "$T/form" -H 'content-type: application/x-www-form-urlencoded' \
+      > "$T/nghttp2.out" 2>&1 || fail "nghttp post"
+  grep -q ':status: 200' "$T/nghttp2.out" || fail "nghttp exchange: $(tail -5 "$T/nghttp2.out")"
+  ok "nghttp GETs and a token exchange"
+fi
+
+# --- metrics reflect what happened
+m=$(curl -s "$BASE/metrics")
+echo "$m" | grep -q '^idmint_http_requests_total{endpoint="token",outcome="ok"} [1-9]' || fail "metrics ok"
+echo "$m" | grep -q '^idmint_http_requests_total{endpoint="token",outcome="access_denied"} [1-9]' || fail "metrics denied"
+echo "$m" | grep -q '^idmint_tokens_minted_total{target="payments-db"} [1-9]' || fail "metrics minted"
+echo "$m" | grep -q '^idmint_policy_decisions_total{decision="deny_forbid"} [1-9]' || fail "metrics decisions"
+echo "$m" | grep -q '^idmint_attest_cache_total{result="hit"} [1-9]' || fail "metrics attest cache"
+echo "$m" | grep -q '^idmint_http_request_duration_seconds_bucket{le="+Inf"} [1-9]' || fail "metrics histogram"
+ok "metrics: requests by endpoint/outcome, minted by target, decisions, cache hits, latency"
+
+# --- offline exchange gives the same answers
+"$IDMINT" token exchange --config "$T/idmint.conf" --subject-token @"$T/payments.jwt" \
+  --audience payments-db | grep -q '"token_type":"Bearer"' || fail "offline allow"
+set +e
+out=$("$IDMINT" token exchange --config "$T/idmint.conf" --subject-token @"$T/sandbox.jwt" --audience payments-db 2>&1)
+rc=$?
+set -e
+[ $rc = 1 ] || fail "offline deny exit $rc"
+echo "$out" | grep -q 'access_denied' || fail "offline deny: $out"
+ok "idmint token exchange (offline) allow and deny"
+
+# --- SIGHUP: a broken config is refused and the old one keeps serving
+cp "$T/idmint.conf" "$T/good.conf"
+echo 'permit "broken" { client trust == }' >> "$T/idmint.conf"
+kill -HUP "$SERVER_PID"
+for _ in $(seq 1 40); do grep -q reload_refused "$T/server.err" && break; sleep 0.05; done
+grep -q '"event":"reload_refused"' "$T/server.err" || fail "broken reload not logged"
+r=$(exchange "$T/payments.jwt" payments-db)
+case "$r" in "200 "*) ;; *) fail "after refused reload: $r" ;; esac
+# a good config with a new rule takes effect
+sed 's/target "payments-db"$/target "payments-db", "reports"/' "$T/good.conf" > "$T/idmint.conf"
+r=$(exchange "$T/payments.jwt" reports)
+case "$r" in "403 "*) ;; *) fail "before reload: $r" ;; esac
+kill -HUP "$SERVER_PID"
+for _ in $(seq 1 40); do grep -q '"event":"reloaded"' "$T/server.err" && break; sleep 0.05; done
+r=$(exchange "$T/payments.jwt" reports)
+case "$r" in "200 "*) ;; *) fail "after reload: $r" ;; esac
+ok "SIGHUP reload: broken config refused (old keeps serving), good config applied"
+
+# --- every log line is one JSON object
+python3 - "$T/server.err" <<'PY' || fail "log lines are not JSON"
+import json, sys
+for line in open(sys.argv[1]):
+    json.loads(line)
+PY
+
+# --- SIGTERM drains and exits 0
+stop_server || fail "SIGTERM exit status $?"
+grep -q '"event":"stopped"' "$T/server.err" || fail "no stopped log line"
+ok "SIGTERM: drained, exit 0"
