@@ -251,22 +251,29 @@ void idm_attest_cache_put(idm_attest_cache_t *c, const idm_provider_t *p, idm_do
     q += src->value.len;
   }
 
-  /* Index: reuse an empty or dead slot (or this document's own), else displace the
-   * slot holding the oldest record. */
-  slot_t *victim = NULL;
+  /* Index: at most one slot per document (two copies in one window could outlive each
+   * other in the wrong order, because other documents' windows overlap this one only
+   * partly). So first the slot of an older copy of this very document, then an empty or
+   * dead slot, else the slot holding the oldest record is displaced. */
+  slot_t *victim = NULL, *free_slot = NULL;
   uint64_t oldest = UINT64_MAX;
   for (size_t k = 0; k < IDM_ATTEST_CACHE_PROBE_MAX; k++) {
     slot_t *s = &c->index[(h + k) & c->index_mask];
     if (s->pos1 == 0) {
-      victim = s;
-      c->st.entries++;
-      goto place;
+      if (!free_slot)
+        free_slot = s;
+      continue;
     }
     const rec_t *old = slot_rec(c, s);
-    if (!old || (s->hash == h && old->doc_len == len &&
-                 memcmp((const uint8_t *)(old + 1) + (size_t)old->nclaims * sizeof(pol_kv_t),
-                        doc, len) == 0)) {
-      victim = s; /* overwritten by the ring, or an older copy of this very document */
+    if (!old) {
+      if (!free_slot)
+        free_slot = s;
+      continue;
+    }
+    if (s->hash == h && old->doc_len == len &&
+        memcmp((const uint8_t *)(old + 1) + (size_t)old->nclaims * sizeof(pol_kv_t), doc, len) ==
+            0) {
+      victim = s; /* the older copy of this document: replaced in place */
       goto place;
     }
     if (s->pos1 < oldest) {
@@ -274,7 +281,13 @@ void idm_attest_cache_put(idm_attest_cache_t *c, const idm_provider_t *p, idm_do
       victim = s;
     }
   }
-  c->st.evictions++;
+  if (free_slot) {
+    if (free_slot->pos1 == 0)
+      c->st.entries++;
+    victim = free_slot;
+  } else {
+    c->st.evictions++;
+  }
 place:
   victim->hash = h;
   victim->pos1 = w + 1;

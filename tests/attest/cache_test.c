@@ -128,6 +128,37 @@ Test(cache, hash_collisions_are_confirmed_by_document) {
   idm_attest_cache_free(c);
 }
 
+static void put_h(idm_attest_cache_t *c, int prov, uint64_t h, const char *d, long long exp) {
+  char sub[96], ns[16];
+  idm_identity_t id;
+  ident(7, &id, sub, ns);
+  id.exp_s = exp;
+  idm_attest_cache_put(c, &g_prov[prov], IDM_DOC_JWT, h, d, strlen(d), &id);
+}
+
+/* Regression (found by the differential test): re-verifying a document under another
+ * trust while an earlier slot of its window was free left two copies; another document
+ * whose window overlapped only the newer copy's slot then evicted it, and the older copy
+ * (the other trust) was served. A document now has at most one slot. */
+Test(cache, reput_document_keeps_one_copy) {
+  idm_attest_cache_t *c = idm_attest_cache_new(1024, 0); /* 2048 slots: no mask wrap */
+  idm_identity_t got;
+  put_h(c, 0, 100, "A", NOW + 100);
+  put_h(c, 0, 100, "B", NOW + 1);
+  put_h(c, 0, 100, "C", NOW + 100);
+  put_h(c, 0, 100, "X", NOW + 100); /* slot 103, trust a */
+  cr_assert(!idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, 100, "B", 1, NOW + 5, &got));
+  put_h(c, 1, 100, "X", NOW + 100); /* trust b: must replace slot 103, not take 101 */
+  char e[8][4];
+  for (int i = 0; i < 8; i++) {
+    sprintf(e[i], "E%d", i);
+    put_h(c, 0, 94, e[i], NOW + 100); /* window 94..101 */
+  }
+  cr_assert(idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, 100, "X", 1, NOW + 5, &got));
+  cr_assert_eq(got.trust, &t_b);
+  idm_attest_cache_free(c);
+}
+
 /* Differential: random puts and gets against a reference model (a plain array that
  * remembers everything). The cache may forget (eviction), but whatever it returns must be
  * exactly what the model says, and it must never return an expired or stale entry. */
