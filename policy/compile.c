@@ -19,8 +19,11 @@
  *
  * Everything here runs once per load and may allocate; the result is never written
  * again, so threads share it without locks. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#define XXH_INLINE_ALL /* the hash of short keys is on the request path: no call */
 #include <xxhash.h>
 
 #include "internal.h"
@@ -41,6 +44,7 @@ typedef struct anchors {
   uint32_t like;             /* node of the like with the longest literal prefix, or NONE */
   uint32_t like_prefix;
   uint32_t cidr;             /* node of a usable source_ip in, or NONE */
+  uint32_t conjuncts;        /* top-level conjuncts seen */
 } anchors_t;
 
 static uint32_t literal_prefix(pol_str_t g) {
@@ -69,6 +73,7 @@ static void collect(const pol_config_t *c, uint32_t n, anchors_t *an) {
       collect(c, c->u32[nd->a + i], an);
     return;
   }
+  an->conjuncts++;
   if (nd->src == POL_SRC_CLIENT && (nd->op == POL_OP_EQ || nd->op == POL_OP_IN)) {
     if (an->eq[nd->attr] == POL_NONE)
       an->eq[nd->attr] = n;
@@ -100,6 +105,7 @@ typedef struct builder {
   uint32_t links_n, links_cap;
   uint64_t keys_n;
   uint64_t *vh; /* value hash per string id, computed once */
+  uint8_t *blob; /* scratch for one key's tuple */
   bool counting;
   /* trie entries */
   uint8_t *tbytes;
@@ -150,7 +156,7 @@ static bool sig_add(builder_t *b, uint64_t mask, bool any) {
 
 /* Files one key: (mask, target, tuple of sids) -> rule. */
 static bool put_key(builder_t *b, uint64_t mask, uint32_t target, const uint32_t *tuple,
-                    uint32_t tn, uint32_t rule) {
+                    uint32_t tn, uint32_t entry) {
   if (b->counting) {
     b->keys_n++;
     return true;
@@ -163,27 +169,40 @@ static bool put_key(builder_t *b, uint64_t mask, uint32_t target, const uint32_t
     h ^= h >> 29;
   }
   h |= 1;
+  /* the stored tuple is each value's length and bytes, back to back */
+  uint8_t *blob = b->blob; /* POL_A__COUNT * (4 + POL_STRING_MAX_BYTES) */
+  uint32_t bn = 0;
+  for (uint32_t i = 0; i < tn; i++) {
+    pol_str_t v = pol_sid(c, tuple[i]);
+    memcpy(blob + bn, &v.len, 4);
+    memcpy(blob + bn + 4, v.ptr, v.len);
+    bn += 4 + v.len;
+  }
   uint64_t slot = h & ix->bucket_mask;
   for (;;) {
     pol_bucket_t *bk = &ix->buckets[slot];
     if (!bk->h)
       break;
     if (bk->h == h && bk->sig == mask && bk->target == target &&
-        (tn == 0 || !memcmp(c->u32 + bk->tuple, tuple, tn * sizeof *tuple)))
+        (bn == 0 || !memcmp(bk->tuple == POL_NONE ? bk->inl : ix->keys + bk->tuple, blob, bn)))
       break;
     slot = (slot + 1) & ix->bucket_mask;
   }
   pol_bucket_t *bk = &ix->buckets[slot];
   if (!bk->h) {
-    if (!pol_grow((void **)&c->u32, &c->u32_cap, (uint64_t)c->u32_n + tn, sizeof *c->u32))
-      return false;
     bk->h = h;
     bk->sig = mask;
     bk->target = target;
-    bk->tuple = c->u32_n;
-    if (tn) /* the empty attribute set has no tuple (and u32 may still be unallocated) */
-      memcpy(c->u32 + c->u32_n, tuple, tn * sizeof *tuple);
-    c->u32_n += tn;
+    if (bn <= sizeof bk->inl) {
+      bk->tuple = POL_NONE;
+      memcpy(bk->inl, blob, bn);
+    } else {
+      if (!pol_grow((void **)&ix->keys, &ix->keys_cap, (uint64_t)ix->keys_n + bn, 1))
+        return false;
+      bk->tuple = ix->keys_n;
+      memcpy(ix->keys + ix->keys_n, blob, bn);
+      ix->keys_n += bn;
+    }
     b->head[slot] = b->tail[slot] = POL_NONE;
     if (!sig_add(b, mask, target == POL_TARGET_ANY))
       return false;
@@ -191,7 +210,7 @@ static bool put_key(builder_t *b, uint64_t mask, uint32_t target, const uint32_t
   if (!pol_grow((void **)&b->links, &b->links_cap, (uint64_t)b->links_n + 1, sizeof *b->links))
     return false;
   uint32_t l = b->links_n++;
-  b->links[l] = (link_t){rule, POL_NONE};
+  b->links[l] = (link_t){entry, POL_NONE};
   if (b->tail[slot] == POL_NONE)
     b->head[slot] = l;
   else
@@ -241,6 +260,7 @@ static bool file_rule(builder_t *b, uint32_t i) {
     an.eq[a] = POL_NONE;
   an.like = an.cidr = POL_NONE;
   an.like_prefix = 0;
+  an.conjuncts = 0;
   if (r->client != POL_NONE)
     collect(c, r->client, &an);
   if (r->when != POL_NONE)
@@ -267,6 +287,10 @@ static bool file_rule(builder_t *b, uint32_t i) {
     for (int a = 0; a < POL_A__COUNT; a++)
       if (mask & (1ull << a))
         attrs[na++] = (uint32_t)a;
+    /* exact: every conjunct is one of the key's tests and the key's target is the rule's */
+    bool exact = r->when == POL_NONE && an.conjuncts == na &&
+                 (!any || r->targets_n == POL_TARGET_ANY);
+    uint32_t entry = i | (exact ? POL_ENTRY_EXACT : 0);
     for (uint64_t k = 0; k < product; k++) {
       uint32_t tuple[POL_A__COUNT];
       uint64_t rest = k;
@@ -280,7 +304,7 @@ static bool file_rule(builder_t *b, uint32_t i) {
         }
       }
       for (uint32_t t = 0; t < tn; t++)
-        if (!put_key(b, mask, TARGET_AT(c, r, any, t), tuple, na, i))
+        if (!put_key(b, mask, TARGET_AT(c, r, any, t), tuple, na, entry))
           return false;
     }
     return true;
@@ -401,12 +425,52 @@ static bool trie_build(builder_t *b, struct tentry *e, uint32_t n, pol_trie_node
   return true;
 }
 
+/* Enters every depth-5 node of trie tr (its path: 4 target bytes, 1 tag) in the heads. */
+static void heads_fill(pol_index_t *ix, const pol_trie_node_t *tr, uint32_t trie, uint32_t node,
+                       uint32_t depth, uint32_t path) {
+  const pol_trie_node_t *nd = &tr[node];
+  for (uint32_t i = 0; i < nd->child_n; i++) {
+    uint32_t ch = nd->child + i;
+    if (depth < 4) {
+      heads_fill(ix, tr, trie, ch, depth + 1, path << 8 | tr[ch].byte);
+      continue;
+    }
+    uint64_t slot = pol_head_hash(trie, path, tr[ch].byte) & ix->heads_mask;
+    while (ix->heads[slot].node)
+      slot = (slot + 1) & ix->heads_mask;
+    ix->heads[slot] = (pol_trie_head_t){path, ch, (uint8_t)trie, tr[ch].byte};
+  }
+}
+
+static uint32_t heads_count(const pol_trie_node_t *tr, uint32_t node, uint32_t depth) {
+  if (!tr)
+    return 0;
+  if (depth == 5)
+    return 1;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < tr[node].child_n; i++)
+    n += heads_count(tr, tr[node].child + i, depth + 1);
+  return n;
+}
+
 void pol_index_free(pol_index_t *ix) {
+  free(ix->heads);
+  free(ix->keys);
   free(ix->buckets);
   free(ix->sigs);
   free(ix->glob);
   free(ix->cidr);
   memset(ix, 0, sizeof *ix);
+}
+
+/* Large tables are read at random, one line per request: ask for huge pages (where
+ * transparent huge pages are enabled for madvise) so that the misses are not also TLB
+ * misses. Only whole 2 MiB pages inside the block are advised; failure is harmless. */
+static void huge_hint(void *p, size_t n) {
+  const uintptr_t huge = 2u << 20;
+  uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+  if (p && e > a)
+    (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
 }
 
 bool pol_compile_index(pol_config_t *c) {
@@ -418,11 +482,14 @@ bool pol_compile_index(pol_config_t *c) {
   uint64_t cap = 16;
   while (cap < b.keys_n * 2)
     cap *= 2;
-  ix->buckets = calloc(cap, sizeof *ix->buckets);
+  ix->buckets = aligned_alloc(64, cap * sizeof *ix->buckets);
+  if (ix->buckets)
+    memset(ix->buckets, 0, cap * sizeof *ix->buckets);
   b.head = malloc(cap * sizeof *b.head);
   b.tail = malloc(cap * sizeof *b.tail);
   b.vh = calloc(c->strs_n + 1, sizeof *b.vh);
-  if (!ix->buckets || !b.head || !b.tail || !b.vh)
+  b.blob = malloc((size_t)POL_A__COUNT * (4 + POL_STRING_MAX_BYTES));
+  if (!ix->buckets || !b.head || !b.tail || !b.vh || !b.blob)
     goto out;
   ix->bucket_mask = cap - 1;
   b.counting = false;
@@ -434,6 +501,10 @@ bool pol_compile_index(pol_config_t *c) {
     pol_bucket_t *bk = &ix->buckets[s];
     if (!bk->h)
       continue;
+    if (bk->rules_n == 1) { /* the common case: no second memory access */
+      bk->rules = b.links[b.head[s]].rule;
+      continue;
+    }
     if (!pol_grow((void **)&c->u32, &c->u32_cap, (uint64_t)c->u32_n + bk->rules_n, sizeof *c->u32))
       goto out;
     bk->rules = c->u32_n;
@@ -443,11 +514,29 @@ bool pol_compile_index(pol_config_t *c) {
   if (!trie_build(&b, b.gent, b.gent_n, &ix->glob, &ix->glob_n) ||
       !trie_build(&b, b.cent, b.cent_n, &ix->cidr, &ix->cidr_n))
     goto out;
+  uint64_t nh = (uint64_t)heads_count(ix->glob, 0, 0) + heads_count(ix->cidr, 0, 0), hc = 16;
+  while (hc < nh * 2)
+    hc *= 2;
+  ix->heads = calloc(hc, sizeof *ix->heads);
+  if (!ix->heads)
+    goto out;
+  ix->heads_mask = (uint32_t)(hc - 1);
+  if (ix->glob)
+    heads_fill(ix, ix->glob, 0, 0, 0, 0);
+  if (ix->cidr)
+    heads_fill(ix, ix->cidr, 1, 0, 0, 0);
+  huge_hint(ix->buckets, ((size_t)ix->bucket_mask + 1) * sizeof *ix->buckets);
+  huge_hint(ix->keys, ix->keys_cap);
+  huge_hint(c->rules, (size_t)c->rules_cap * sizeof *c->rules);
+  huge_hint(c->chars, c->chars_cap);
+  huge_hint(c->u32, (size_t)c->u32_cap * sizeof *c->u32);
+  huge_hint(c->nodes, (size_t)c->nodes_cap * sizeof *c->nodes);
   ok = true;
 out:
   free(b.head);
   free(b.tail);
   free(b.vh);
+  free(b.blob);
   free(b.links);
   free(b.tbytes);
   free(b.gent);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#define XXH_INLINE_ALL /* the hash of short keys is on the request path: no call */
 #include <xxhash.h>
 
 #include "internal.h"
@@ -144,6 +145,7 @@ size_t pol_config_bytes(const pol_config_t *c) {
   n += (size_t)c->rules_cap * sizeof *c->rules;
   n += (size_t)c->trusts_cap * sizeof *c->trusts + (size_t)c->targets_cap * sizeof *c->targets;
   n += c->name_tab ? ((size_t)c->name_tab_mask + 1) * sizeof *c->name_tab : 0;
+  n += c->idx.keys_cap;
   if (c->idx.buckets)
     n += ((size_t)c->idx.bucket_mask + 1) * sizeof *c->idx.buckets;
   n += (size_t)c->idx.sigs_n * sizeof *c->idx.sigs;

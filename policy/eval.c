@@ -9,6 +9,7 @@
  * POL_EVAL_MATCH_MAX rules is handed to the reference interpreter, which gives the same
  * decision without the array. Nothing here allocates or writes shared memory. */
 #include <string.h>
+#define XXH_INLINE_ALL /* the hash of short keys is on the request path: no call */
 #include <xxhash.h>
 
 #include "internal.h"
@@ -39,6 +40,18 @@ static void consider_run(const pol_config_t *c, uint32_t off, uint32_t n, uint32
     consider(c, c->u32[off + i], t, cl, ctx, m);
 }
 
+/* A bucket's entries: exact ones match without looking at the rule. */
+static void consider_entry(const pol_config_t *c, uint32_t e, uint32_t t,
+                           const pol_client_t *cl, const pol_context_t *ctx, matches_t *m) {
+  if (!(e & POL_ENTRY_EXACT)) {
+    consider(c, e, t, cl, ctx, m);
+  } else if (m->n == POL_EVAL_MATCH_MAX) {
+    m->overflow = true;
+  } else {
+    m->v[m->n++] = e & ~POL_ENTRY_EXACT;
+  }
+}
+
 static uint32_t trie_child(const pol_trie_node_t *tr, uint32_t node, uint8_t byte) {
   const pol_trie_node_t *nd = &tr[node];
   uint32_t lo = nd->child, hi = nd->child + nd->child_n;
@@ -54,15 +67,21 @@ static uint32_t trie_child(const pol_trie_node_t *tr, uint32_t node, uint8_t byt
 
 /* Walks head (target, tag) then the bits or bytes of the value, considering every rule
  * filed at a node on the way. */
-static void walk(const pol_config_t *c, const pol_trie_node_t *tr, uint32_t key_target,
-                 uint8_t tag, const uint8_t *v, uint32_t vn, bool bits, uint32_t t,
-                 const pol_client_t *cl, const pol_context_t *ctx, matches_t *m) {
-  uint8_t head[5] = {(uint8_t)(key_target >> 24), (uint8_t)(key_target >> 16),
-                     (uint8_t)(key_target >> 8), (uint8_t)key_target, tag};
+static void walk(const pol_config_t *c, const pol_trie_node_t *tr, uint32_t trie,
+                 uint32_t key_target, uint8_t tag, const uint8_t *v, uint32_t vn, bool bits,
+                 uint32_t t, const pol_client_t *cl, const pol_context_t *ctx, matches_t *m) {
+  const pol_index_t *ix = &c->idx;
   uint32_t node = 0;
-  for (int i = 0; i < 5; i++)
-    if ((node = trie_child(tr, node, head[i])) == POL_NONE)
-      return;
+  for (uint64_t slot = pol_head_hash(trie, key_target, tag) & ix->heads_mask;;
+       slot = (slot + 1) & ix->heads_mask) {
+    const pol_trie_head_t *hd = &ix->heads[slot];
+    if (!hd->node)
+      return; /* nothing filed under this target and tag */
+    if (hd->target == key_target && hd->tag == tag && hd->trie == trie) {
+      node = hd->node;
+      break;
+    }
+  }
   if (tr[node].rules_n) /* a /0 prefix: keyed by target and family alone */
     consider_run(c, tr[node].rules, tr[node].rules_n, t, cl, ctx, m);
   uint32_t steps = bits ? vn * 8 : vn;
@@ -169,7 +188,11 @@ static void finish(const pol_config_t *c, uint32_t t, const pol_ask_t *ask, matc
     }
     seen[ns++] = sid;
   }
-  if (!requested) {
+  if (!requested && np == 1) { /* one permit: its own scope, already deduplicated */
+    const pol_rule_t *r = &c->rules[m->v[0]];
+    if (r->scope_text_n)
+      emit(out, (pol_str_t){c->chars + r->scope_text, r->scope_text_n});
+  } else if (!requested) {
     for (uint32_t i = 0; i < np; i++) {
       const pol_rule_t *r = &c->rules[m->v[i]];
       for (uint32_t j = 0; j < r->scope_n; j++) {
@@ -201,46 +224,76 @@ void pol_eval(const pol_config_t *c, const pol_client_t *cl, uint32_t t,
   m.overflow = false;
   uint64_t vh[POL_A__COUNT];
   uint32_t have = 0; /* bit per attribute whose hash is in vh */
-  for (uint32_t s = 0; s < ix->sigs_n && !m.overflow; s++) {
-    const pol_sig_t *sg = &ix->sigs[s];
-    bool absent = false;
-    for (uint32_t j = 0; j < sg->attrs_n; j++) {
-      uint32_t a = sg->attrs[j];
-      if (!cl->attr[a].ptr) {
-        absent = true;
-        break;
+  /* Hash every key first and prefetch its slot, so that the probes' cache misses overlap
+   * instead of following one another. */
+  enum { BATCH = 16 };
+  struct {
+    uint64_t h;
+    const pol_sig_t *sg;
+    uint32_t kt;
+  } pr[BATCH];
+  for (uint32_t s = 0; s < ix->sigs_n && !m.overflow;) {
+    uint32_t np = 0;
+    for (; s < ix->sigs_n && np + 2 <= BATCH; s++) {
+      const pol_sig_t *sg = &ix->sigs[s];
+      bool absent = false;
+      for (uint32_t j = 0; j < sg->attrs_n; j++) {
+        uint32_t a = sg->attrs[j];
+        if (!cl->attr[a].ptr) {
+          absent = true;
+          break;
+        }
+        if (!(have & (1u << a))) {
+          vh[a] = XXH3_64bits_withSeed(cl->attr[a].ptr, cl->attr[a].len, c->seed) | 1;
+          have |= 1u << a;
+        }
       }
-      if (!(have & (1u << a))) {
-        vh[a] = XXH3_64bits_withSeed(cl->attr[a].ptr, cl->attr[a].len, c->seed) | 1;
-        have |= 1u << a;
+      if (absent)
+        continue;
+      for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0 ? !sg->has_target : !sg->has_any)
+          continue;
+        uint32_t kt = pass == 0 ? t : POL_TARGET_ANY;
+        uint64_t h = pol_key_start(sg->mask, kt);
+        for (uint32_t j = 0; j < sg->attrs_n; j++) {
+          h = (h ^ vh[sg->attrs[j]]) * 0x9e3779b97f4a7c15ull;
+          h ^= h >> 29;
+        }
+        h |= 1;
+        __builtin_prefetch(&ix->buckets[h & ix->bucket_mask]);
+        pr[np].h = h;
+        pr[np].sg = sg;
+        pr[np].kt = kt;
+        np++;
       }
     }
-    if (absent)
-      continue;
-    for (int pass = 0; pass < 2; pass++) {
-      if (pass == 0 ? !sg->has_target : !sg->has_any)
-        continue;
-      uint32_t kt = pass == 0 ? t : POL_TARGET_ANY;
-      uint64_t h = pol_key_start(sg->mask, kt);
-      for (uint32_t j = 0; j < sg->attrs_n; j++) {
-        h = (h ^ vh[sg->attrs[j]]) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-      }
-      h |= 1;
+    for (uint32_t k = 0; k < np && !m.overflow; k++) {
+      const pol_sig_t *sg = pr[k].sg;
+      uint64_t h = pr[k].h;
       for (uint64_t slot = h & ix->bucket_mask;; slot = (slot + 1) & ix->bucket_mask) {
         const pol_bucket_t *bk = &ix->buckets[slot];
         if (!bk->h)
           break;
-        if (bk->h != h || bk->sig != sg->mask || bk->target != kt)
+        if (bk->h != h || bk->sig != sg->mask || bk->target != pr[k].kt)
           continue;
+        if (bk->rules_n == 1) /* fetch the rule while the values are compared */
+          __builtin_prefetch(&c->rules[bk->rules & ~POL_ENTRY_EXACT]);
         bool same = true; /* confirm the hit: full compare of every value */
+        const uint8_t *kp = bk->tuple == POL_NONE ? bk->inl : ix->keys + bk->tuple;
         for (uint32_t j = 0; j < sg->attrs_n && same; j++) {
-          pol_str_t want = pol_sid(c, c->u32[bk->tuple + j]), got = cl->attr[sg->attrs[j]];
-          same = want.len == got.len && memcmp(want.ptr, got.ptr, got.len) == 0;
+          pol_str_t got = cl->attr[sg->attrs[j]];
+          uint32_t len;
+          memcpy(&len, kp, 4);
+          same = len == got.len && memcmp(kp + 4, got.ptr, got.len) == 0;
+          kp += 4 + len;
         }
         if (!same)
           continue;
-        consider_run(c, bk->rules, bk->rules_n, t, cl, ctx, &m);
+        if (bk->rules_n == 1)
+          consider_entry(c, bk->rules, t, cl, ctx, &m);
+        else
+          for (uint32_t j = 0; j < bk->rules_n && !m.overflow; j++)
+            consider_entry(c, c->u32[bk->rules + j], t, cl, ctx, &m);
         break;
       }
     }
@@ -252,14 +305,14 @@ void pol_eval(const pol_config_t *c, const pol_client_t *cl, uint32_t t,
       if (!v.ptr)
         continue;
       uint32_t n = v.len < POL_GLOB_PREFIX_MAX ? v.len : POL_GLOB_PREFIX_MAX;
-      walk(c, ix->glob, t, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
-      walk(c, ix->glob, POL_TARGET_ANY, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
+      walk(c, ix->glob, 0, t, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
+      walk(c, ix->glob, 0, POL_TARGET_ANY, a, (const uint8_t *)v.ptr, n, false, t, cl, ctx, &m);
     }
   }
   if (ix->cidr && (ctx->source_family == 4 || ctx->source_family == 6) && !m.overflow) {
     uint32_t n = ctx->source_family == 4 ? 4 : 16;
-    walk(c, ix->cidr, t, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
-    walk(c, ix->cidr, POL_TARGET_ANY, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
+    walk(c, ix->cidr, 1, t, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
+    walk(c, ix->cidr, 1, POL_TARGET_ANY, ctx->source_family, ctx->source_ip, n, true, t, cl, ctx, &m);
   }
   if (m.overflow) {
     pol_eval_ref(c, cl, t, ctx, ask, out);

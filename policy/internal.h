@@ -105,6 +105,8 @@ typedef struct pol_rule {
   uint32_t targets_n;    /* POL_TARGET_ANY: every target */
   uint32_t scope_off;    /* u32 run of scope token string ids, in written order, unique */
   uint32_t scope_n;
+  uint32_t scope_text;   /* chars offset of the tokens joined by single spaces */
+  uint32_t scope_text_n; /* its length (0 when scope_n == 0) */
   uint32_t line;         /* of the block keyword */
   uint8_t forbid;
   int64_t ttl_s;         /* 0: none */
@@ -133,10 +135,22 @@ typedef struct pol_bucket {
   uint64_t h;        /* 0: empty slot */
   uint64_t sig;      /* attribute mask */
   uint32_t target;   /* target index or POL_TARGET_ANY */
-  uint32_t tuple;    /* u32 offset of the value string ids, one per bit of sig */
-  uint32_t rules;    /* u32 offset of rule indices, ascending */
+  uint32_t tuple;    /* POL_NONE: the values are in inl; else their offset in idx.keys.
+                        The values, per bit of sig in attr order, are each a 4-byte length
+                        then the bytes. Short tuples live in the bucket's own cache line. */
+  uint32_t rules;    /* rules_n == 1: the rule entry itself; else u32 offset of the entries */
   uint32_t rules_n;
+  uint8_t inl[32];
 } pol_bucket_t;
+#ifdef __cplusplus
+static_assert(sizeof(pol_bucket_t) == 64, "one bucket, one cache line");
+#else
+_Static_assert(sizeof(pol_bucket_t) == 64, "one bucket, one cache line");
+#endif
+/* A rule entry in a bucket: the rule index, with this bit set when the key implies the
+ * whole rule (its only conditions are the key's == / in tests and its target), so the
+ * leaf has nothing left to evaluate. */
+#define POL_ENTRY_EXACT 0x80000000u
 
 typedef struct pol_sig {
   uint64_t mask;
@@ -153,7 +167,21 @@ typedef struct pol_trie_node {
   uint8_t byte;
 } pol_trie_node_t;
 
+typedef struct pol_trie_head {
+  uint32_t target; /* POL_NONE marks an empty slot only when node == 0 */
+  uint32_t node;   /* 0: empty slot (the root is never a head) */
+  uint8_t trie;    /* 0 glob, 1 cidr */
+  uint8_t tag;     /* attribute (glob) or family (cidr) */
+} pol_trie_head_t;
+
+static inline uint64_t pol_head_hash(uint32_t trie, uint32_t target, uint32_t tag) {
+  uint64_t h = ((uint64_t)target << 16 | tag << 1 | trie) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 32);
+}
+
 typedef struct pol_index {
+  uint8_t *keys;        /* the buckets' value tuples */
+  uint32_t keys_n, keys_cap;
   pol_bucket_t *buckets;
   uint64_t bucket_mask; /* table size - 1 (power of two) */
   pol_sig_t *sigs;
@@ -164,6 +192,10 @@ typedef struct pol_index {
   uint32_t glob_attrs_n;
   pol_trie_node_t *cidr; /* root at 0, NULL if no cidr-filed rule */
   uint32_t cidr_n;
+  /* The first five levels of both tries (target, then attribute or family) in one hash
+   * table: a request jumps straight to the node of its (trie, target, tag). */
+  pol_trie_head_t *heads;
+  uint32_t heads_mask;
 } pol_index_t;
 
 /* ---- the configuration ----------------------------------------------------------- */

@@ -1719,6 +1719,20 @@ static bool rule_item(parser_t *p, int k, void *ud) {
     }
     r->scope_off = u32_push(p, ids, cnt);
     r->scope_n = cnt;
+    /* the joined form serves the common single-permit decision in one copy */
+    size_t o = 0;
+    for (uint32_t j = 0; j < cnt; j++) {
+      pol_str_t t = pol_sid(p->c, ids[j]);
+      if (j)
+        p->sbuf[o++] = ' ';
+      memcpy(p->sbuf + o, t.ptr, t.len);
+      o += t.len;
+    }
+    uint32_t joined = intern(p, p->sbuf, o);
+    if (joined == POL_NONE)
+      return false;
+    r->scope_text = p->c->strs[joined].off;
+    r->scope_text_n = (uint32_t)o;
     next(p);
     return r->scope_off != POL_NONE;
   }

@@ -14,6 +14,8 @@
  * on a thread's first call, so steady-state verification does not call malloc. */
 #include "idmint/verify.h"
 
+#include "batch/verify_engine.h"
+
 #include <inttypes.h>
 #include <openssl/curve25519.h>
 #include <openssl/mem.h>
@@ -37,6 +39,7 @@
 
 struct idm_verifier {
   idm_jwks_t *jwks;
+  bool borrowed;                  /* jwks belongs to the caller (idm_verifier_new_set) */
   char *issuer, *audience;
   int64_t leeway_s, now_s;
   pthread_mutex_t mu;
@@ -52,6 +55,14 @@ static void set_reason(char *reason, const idm_why_t *why, int err) {
     snprintf(reason, IDM_VERIFY_REASON_LEN, "%s", idm_why_str(why, (idm_err_t)err));
 }
 
+static int verifier_opts(idm_verifier_t *v, const idm_verify_opts_t *opts) {
+  v->issuer = opts->issuer ? strdup(opts->issuer) : NULL;
+  v->audience = opts->audience ? strdup(opts->audience) : NULL;
+  v->leeway_s = opts->leeway_s < 0 ? 0 : opts->leeway_s > LEEWAY_MAX_S ? LEEWAY_MAX_S : opts->leeway_s;
+  v->now_s = opts->now_s;
+  return (opts->issuer && !v->issuer) || (opts->audience && !v->audience) ? -1 : 0;
+}
+
 idm_verifier_t *idm_verifier_new(const char *jwks_json, size_t jwks_len,
                                  const idm_verify_opts_t *opts, char *reason) {
   pthread_once(&json_once, idm_json_init);
@@ -61,27 +72,28 @@ idm_verifier_t *idm_verifier_new(const char *jwks_json, size_t jwks_len,
     set_reason(reason, &why, IDM_ERR_NOMEM);
     return NULL;
   }
+  pthread_mutex_init(&v->mu, NULL);
   v->jwks = idm_jwks_parse(jwks_json, jwks_len, &why);
   if (!v->jwks) {
     if (reason)
       snprintf(reason, IDM_VERIFY_REASON_LEN, "JWKS: %.240s", why.text);
-    free(v);
+    idm_verifier_free(v);
     return NULL;
   }
-  if (opts) {
-    v->issuer = opts->issuer ? strdup(opts->issuer) : NULL;
-    v->audience = opts->audience ? strdup(opts->audience) : NULL;
-    v->leeway_s = opts->leeway_s < 0 ? 0 : opts->leeway_s > LEEWAY_MAX_S ? LEEWAY_MAX_S : opts->leeway_s;
-    v->now_s = opts->now_s;
+  if (opts && verifier_opts(v, opts)) {
+    if (reason)
+      snprintf(reason, IDM_VERIFY_REASON_LEN, "out of memory");
+    idm_verifier_free(v);
+    return NULL;
   }
-  pthread_mutex_init(&v->mu, NULL);
   return v;
 }
 
 void idm_verifier_free(idm_verifier_t *v) {
   if (!v)
     return;
-  idm_jwks_free(v->jwks);
+  if (!v->borrowed)
+    idm_jwks_free(v->jwks);
   free(v->issuer);
   free(v->audience);
   pthread_mutex_destroy(&v->mu);
@@ -147,7 +159,8 @@ static idm_err_t claims_check(const idm_verifier_t *v, const json_t *c, int64_t 
 
 static idm_err_t verify_batch(idm_verifier_t *v, idm_arena_t *a, const char *tok, size_t len,
                               const char *d1, const char *d2, int64_t now, idm_verified_t *out,
-                              char *claims_out, size_t claims_cap, idm_why_t *why) {
+                              json_t **claims_json, char *claims_out, size_t claims_cap,
+                              idm_why_t *why) {
   idm_err_t e;
   uint8_t *hdr = NULL, *pl = NULL, *proof = NULL;
   size_t hl, pll, prl;
@@ -216,12 +229,14 @@ static idm_err_t verify_batch(idm_verifier_t *v, idm_arena_t *a, const char *tok
     out->exp = exp;
     out->claims_len = pll;
   }
+  if (claims_json)
+    *claims_json = c;
   return IDM_OK;
 }
 
 static idm_err_t verify_jwt(idm_verifier_t *v, idm_arena_t *a, const char *tok, size_t len,
-                            int64_t now, idm_verified_t *out, char *claims_out,
-                            size_t claims_cap, idm_why_t *why) {
+                            int64_t now, idm_verified_t *out, json_t **claims_json,
+                            char *claims_out, size_t claims_cap, idm_why_t *why) {
   idm_jwt_expect_t ex = {.issuer = v->issuer, .audience = v->audience, .leeway_s = v->leeway_s};
   idm_clock_t clk = {0};
   idm_clock_set_s(&clk, now);
@@ -242,51 +257,81 @@ static idm_err_t verify_jwt(idm_verifier_t *v, idm_arena_t *a, const char *tok, 
     out->exp = exp;
     out->claims_len = n;
   }
+  if (claims_json)
+    *claims_json = claims;
   return IDM_OK;
+}
+
+/* Both entry points: routes on the header's alg, with scratch from arena a. */
+static idm_err_t verify_any(idm_verifier_t *v, idm_arena_t *a, const char *tok, size_t len,
+                            int64_t now_s, idm_verified_t *out, json_t **claims_json,
+                            char *claims, size_t claims_cap, idm_why_t *why) {
+  if (!tok || len == 0)
+    return idm_fail(why, IDM_ERR_BTOKEN_FORMAT, "empty token");
+  if (len > IDM_JWT_MAX_BYTES)
+    return idm_fail(why, IDM_ERR_TOO_LARGE, "token of %zu bytes exceeds %d", len, IDM_JWT_MAX_BYTES);
+  int64_t now = now_s ? now_s : v->now_s ? v->now_s : idm_clock_now_s(NULL);
+  const char *d1 = memchr(tok, '.', len);
+  const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : NULL;
+  if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - tok)))
+    return idm_fail(why, IDM_ERR_BTOKEN_FORMAT, "a token has exactly three dot-separated segments");
+  /* Read alg from the header to route; each path re-checks it fully. */
+  uint8_t *hdr = NULL;
+  size_t hl = 0;
+  idm_arena_t *prev = idm_json_use_arena(a);
+  idm_err_t e = seg_decode(a, tok, (size_t)(d1 - tok), &hdr, &hl, "header", why);
+  json_t *h = e ? NULL : idm_json_parse((const char *)hdr, hl, &e, why);
+  const json_t *alg = h ? json_object_get(h, "alg") : NULL;
+  if (!e && !json_is_string(alg))
+    e = idm_fail(why, IDM_ERR_BTOKEN_FORMAT, "header has no string \"alg\"");
+  if (!e) {
+    if (!strcmp(json_string_value(alg), IDM_BTOKEN_ALG))
+      e = verify_batch(v, a, tok, len, d1, d2, now, out, claims_json, claims, claims_cap, why);
+    else
+      e = verify_jwt(v, a, tok, len, now, out, claims_json, claims, claims_cap, why);
+  }
+  idm_json_use_arena(prev);
+  return e;
 }
 
 int idm_verify_token(idm_verifier_t *v, const char *tok, size_t len, int64_t now_s,
                      idm_verified_t *out, char *claims, size_t claims_cap, char *reason) {
   idm_why_t why = {{0}};
   idm_err_t e;
-  if (!tok || len == 0) {
-    e = idm_fail(&why, IDM_ERR_BTOKEN_FORMAT, "empty token");
-    goto done;
-  }
-  if (len > IDM_JWT_MAX_BYTES) {
-    e = idm_fail(&why, IDM_ERR_TOO_LARGE, "token of %zu bytes exceeds %d", len, IDM_JWT_MAX_BYTES);
-    goto done;
-  }
   if (!tl_arena.base && idm_arena_init(&tl_arena, SCRATCH_BYTES)) {
     e = idm_fail(&why, IDM_ERR_NOMEM, "out of memory for verifier scratch");
-    goto done;
+  } else {
+    idm_arena_reset(&tl_arena);
+    e = verify_any(v, &tl_arena, tok, len, now_s, out, NULL, claims, claims_cap, &why);
   }
-  idm_arena_reset(&tl_arena);
-  int64_t now = now_s ? now_s : v->now_s ? v->now_s : idm_clock_now_s(NULL);
-  const char *d1 = memchr(tok, '.', len);
-  const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : NULL;
-  if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - tok))) {
-    e = idm_fail(&why, IDM_ERR_BTOKEN_FORMAT, "a token has exactly three dot-separated segments");
-    goto done;
-  }
-  /* Read alg from the header to route; each path re-checks it fully. */
-  uint8_t *hdr = NULL;
-  size_t hl = 0;
-  idm_arena_t *prev = idm_json_use_arena(&tl_arena);
-  e = seg_decode(&tl_arena, tok, (size_t)(d1 - tok), &hdr, &hl, "header", &why);
-  json_t *h = e ? NULL : idm_json_parse((const char *)hdr, hl, &e, &why);
-  const json_t *alg = h ? json_object_get(h, "alg") : NULL;
-  if (!e && !json_is_string(alg))
-    e = idm_fail(&why, IDM_ERR_BTOKEN_FORMAT, "header has no string \"alg\"");
-  if (!e) {
-    if (!strcmp(json_string_value(alg), IDM_BTOKEN_ALG))
-      e = verify_batch(v, &tl_arena, tok, len, d1, d2, now, out, claims, claims_cap, &why);
-    else
-      e = verify_jwt(v, &tl_arena, tok, len, now, out, claims, claims_cap, &why);
-  }
-  idm_json_use_arena(prev);
-done:
   if (e)
     set_reason(reason, &why, e);
   return (int)e;
+}
+
+/* ---- engine-side entry points (batch/verify_engine.h) ------------------------------- */
+
+idm_verifier_t *idm_verifier_new_set(const idm_jwks_t *set, const idm_verify_opts_t *opts,
+                                     idm_why_t *why) {
+  pthread_once(&json_once, idm_json_init);
+  idm_verifier_t *v = calloc(1, sizeof *v);
+  if (!v) {
+    idm_fail(why, IDM_ERR_NOMEM, "out of memory for the verifier");
+    return NULL;
+  }
+  pthread_mutex_init(&v->mu, NULL);
+  v->jwks = (idm_jwks_t *)set;
+  v->borrowed = true;
+  if (opts && verifier_opts(v, opts)) {
+    idm_verifier_free(v);
+    idm_fail(why, IDM_ERR_NOMEM, "out of memory for the verifier");
+    return NULL;
+  }
+  return v;
+}
+
+idm_err_t idm_verifier_check(idm_verifier_t *v, idm_arena_t *arena, const char *tok,
+                             size_t len, int64_t now_s, idm_verified_t *out, json_t **claims,
+                             idm_why_t *why) {
+  return verify_any(v, arena, tok, len, now_s, out, claims, NULL, 0, why);
 }

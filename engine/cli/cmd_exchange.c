@@ -2,15 +2,24 @@
  *
  * It loads the same snapshot the server would (config, policy, keys, trust providers),
  * runs the same pipeline with the same checks, and prints the same JSON the endpoint
- * returns, so a policy and an identity document can be tried without a running server. */
+ * returns, so a policy and an identity document can be tried without a running server.
+ * The credential goes through a batcher like the server's (so batch-profile targets work
+ * too), sealed synchronously; it has no audit log, so an offline exchange is not recorded
+ * in the server's transparency log (it must never write into a log a server appends to). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "batch/batch.h"
 #include "core/limits.h"
 #include "net/exchange.h"
 #include "net/snapshot.h"
+
+static void on_done(void *cookie, idm_err_t err, void *ctx) {
+  (void)ctx;
+  *(idm_err_t *)cookie = err;
+}
 
 static void usage(FILE *f) {
   fputs("usage: idmint token exchange --config FILE --subject-token DOC_OR_@FILE\n"
@@ -83,6 +92,17 @@ int idm_cmd_token_exchange(int argc, char **argv) {
     return idm_cli_err("%s", idm_why_str(&why, err));
   }
   idm_exchange_ctx_set_snapshot(&x, snap);
+  idm_batch_t *batch = NULL;
+  const idm_key_t *root = idm_keyring_signer(snap->keys, IDM_KEY_EDDSA);
+  idm_batch_opts_t bo = {.key = root, .items_max = 4};
+  if (!root || idm_batch_new(&batch, &bo, &why) != IDM_OK) {
+    idm_exchange_ctx_cleanup(&x);
+    idm_snapshot_free(snap);
+    free(doc);
+    return idm_cli_err("%s: %s", snap->server->keys_dir,
+                       root ? why.text : "no active EdDSA key (batches are signed with Ed25519)");
+  }
+  x.batch = batch;
   idm_exchange_req_t req;
   memset(&req, 0, sizeof req);
   static const char gt[] = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -94,7 +114,17 @@ int idm_cmd_token_exchange(int argc, char **argv) {
     req.scope = (idm_view_t){scope, (uint32_t)strlen(scope)};
   memcpy(req.ctx.source_ip, ipb, 16);
   req.ctx.source_family = fam;
-  idm_exchange_run(&x, &req, &x.res);
+  idm_err_t done = IDM_ERR_BATCH_EMPTY;
+  idm_exchange_run(&x, &req, &x.res, &done);
+  if (idm_batch_pending(batch)) {
+    idm_batch_seal_sync(batch, on_done, NULL, NULL, &why);
+    if (x.res.pending && done != IDM_OK) {
+      x.res.status = 500;
+      x.res.error = "server_error";
+      snprintf(x.res.description, sizeof x.res.description, "minting failed: %s",
+               idm_why_str(&why, done));
+    }
+  }
   static char out[IDM_NET_RESP_BODY_MAX_BYTES];
   size_t len = 0;
   int rc = IDM_EXIT_OK;
@@ -105,6 +135,7 @@ int idm_cmd_token_exchange(int argc, char **argv) {
                 x.res.error ? x.res.error : "error", x.res.description);
     rc = IDM_EXIT_FAIL;
   }
+  idm_batch_free(batch);
   idm_exchange_ctx_cleanup(&x);
   idm_snapshot_free(snap);
   free(doc);

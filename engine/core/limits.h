@@ -112,6 +112,9 @@
 /* Requests accepted by one thread between two audit group commits; more is 503 with
  * Retry-After (the cap on work queued per thread). */
 #define IDM_NET_QUEUED_MAX 4096
+/* Exchanges a thread may hold waiting for their batch's audit write (each holds a response
+ * of IDM_TOKEN_MAX + ~1.5 KiB). Over it new exchanges get 503 with Retry-After. */
+#define IDM_NET_PENDING_MAX 1024
 /* Submission/completion queue entries of each thread's ring. */
 #define IDM_NET_RING_ENTRIES 4096
 /* Provided receive buffers per thread (count, bytes each; count a power of two). */
@@ -127,6 +130,7 @@
 /* Timer sweep and signal check period of the event loop. */
 #define IDM_NET_TICK_MS 200
 
+#ifndef __cplusplus /* C++ (benchmarks) spells it static_assert */
 _Static_assert(IDM_NET_CONN_IN_BYTES >= IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_MAX_BYTES,
                "a connection must buffer one whole request");
 /* Room one HTTP/1.1 response may need: head, two token headers, largest body. */
@@ -134,6 +138,7 @@ _Static_assert(IDM_NET_CONN_IN_BYTES >= IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_
 _Static_assert(IDM_NET_CONN_OUT_BYTES >= IDM_NET_H1_RESP_MAX_BYTES + 4096,
                "one largest response must fit the output buffer");
 _Static_assert((IDM_NET_RECV_BUFS & (IDM_NET_RECV_BUFS - 1)) == 0, "buffer ring size");
+#endif
 
 /* ---- batch ----------------------------------------------------------------------- */
 /* Most entries (credentials + denials) one batch holds. Bounds the Merkle path in every

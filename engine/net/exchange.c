@@ -208,19 +208,23 @@ static void fail(idm_exchange_res_t *res, int status, const char *error, const c
   va_end(ap);
 }
 
-/* The one place a credential is produced. */
-static idm_err_t exchange_mint(idm_exchange_ctx_t *x, const pol_target_t *t,
-                               const idm_claims_t *c, idm_exchange_res_t *res, idm_why_t *why) {
-  if (t->format != POL_FORMAT_JWT)
-    return idm_fail(why, IDM_ERR_UNSUPPORTED,
-                    "target %s uses the batch profile, which this server build does not mint",
-                    t->name);
-  const idm_key_t *k =
-      idm_keyring_signer(x->snap->keys, t->alg == POL_ALG_ES256 ? IDM_KEY_ES256 : IDM_KEY_EDDSA);
-  if (!k)
-    return idm_fail(why, IDM_ERR_CONFIG, "no active %s signing key",
-                    t->alg == POL_ALG_ES256 ? "ES256" : "EdDSA");
-  return idm_jwt_mint(res->token, sizeof res->token, &res->token_len, k, c, why);
+/* Records a decision in the batcher, sealing a full batch first. */
+static idm_err_t batch_add(idm_exchange_ctx_t *x, const idm_batch_item_t *it, idm_why_t *why) {
+  idm_err_t e = idm_batch_add(x->batch, it, why);
+  if (e == IDM_ERR_BATCH_FULL && x->seal) {
+    e = x->seal(x->seal_ud);
+    if (!e || e == IDM_ERR_BATCH_EMPTY)
+      e = idm_batch_add(x->batch, it, why);
+  }
+  return e;
+}
+
+static size_t rule_names(const idm_snapshot_t *snap, const pol_decision_t *d,
+                         const char *names[POL_DECISION_RULES_MAX]) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < d->rule_count && i < POL_DECISION_RULES_MAX; i++)
+    names[n++] = pol_config_rule_name(snap->cfg, d->rules[i]);
+  return n;
 }
 
 static void count_cache(idm_exchange_ctx_t *x) {
@@ -236,8 +240,10 @@ static void count_cache(idm_exchange_ctx_t *x) {
   x->misses_seen = st.misses;
 }
 
-void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchange_res_t *res) {
+void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchange_res_t *res,
+                      void *cookie) {
   res->status = 0;
+  res->pending = false;
   res->error = NULL;
   res->description[0] = '\0';
   res->token_len = 0;
@@ -335,6 +341,9 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
     case POL_DENY_SCOPE: IDM_MET_INC(&x->m->decisions_deny_scope); break;
     }
   }
+  const pol_str_t sub = id.client.attr[POL_A_SUBJECT];
+  const char *names[POL_DECISION_RULES_MAX];
+  size_t nrules = rule_names(snap, &res->decision, names);
   if (!res->decision.allow) {
     const char *rule = res->decision.rule_count
                            ? pol_config_rule_name(snap->cfg, res->decision.rules[0]) : NULL;
@@ -350,12 +359,21 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
            t->name);
       break;
     }
+    if (x->batch) { /* the denial is recorded; nobody waits for its line */
+      idm_claims_t dc = {.iss = snap->server->issuer,
+                         .sub = sub.ptr ? sub.ptr : "", .sub_len = sub.ptr ? sub.len : 0,
+                         .aud = t->audience ? t->audience : t->name,
+                         .scope = req->scope.ptr, .scope_len = req->scope.len,
+                         .trust = id.trust ? id.trust->name : ""};
+      idm_batch_item_t it = {.allow = false, .claims = &dc, .target = t->name, .rules = names,
+                             .rules_n = nrules, .reason = res->description};
+      (void)batch_add(x, &it, &why); /* a full or failed log also refuses the next allow */
+    }
     return;
   }
   char jti[IDM_JTI_MAX];
   idm_jti_next(&x->jti, jti);
   int64_t ttl = res->decision.ttl_s > 0 ? res->decision.ttl_s : t->ttl_s;
-  const pol_str_t sub = id.client.attr[POL_A_SUBJECT];
   idm_claims_t c = {
       .iss = snap->server->issuer,
       .sub = sub.ptr ? sub.ptr : "", .sub_len = sub.ptr ? sub.len : 0,
@@ -366,11 +384,35 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
       .trust = id.trust ? id.trust->name : "",
       .policy = pol_config_policy_id(snap->cfg),
   };
-  e = exchange_mint(x, t, &c, res, &why);
+  if (!x->batch) {
+    fail(res, 503, "temporarily_unavailable", "issuance is not available in this context");
+    return;
+  }
+  const idm_key_t *k = NULL;
+  if (t->format == POL_FORMAT_JWT) {
+    k = idm_keyring_signer(snap->keys, t->alg == POL_ALG_ES256 ? IDM_KEY_ES256 : IDM_KEY_EDDSA);
+    if (!k) {
+      fail(res, 500, "server_error", "no active %s signing key for target %s",
+           t->alg == POL_ALG_ES256 ? "ES256" : "EdDSA", t->name);
+      return;
+    }
+  }
+  idm_batch_item_t it = {.allow = true,
+                         .profile = t->format == POL_FORMAT_BATCH ? IDM_PROFILE_BATCH
+                                                                  : IDM_PROFILE_JWT,
+                         .key = k, .claims = &c, .target = t->name, .rules = names,
+                         .rules_n = nrules, .out = res->token, .out_cap = sizeof res->token,
+                         .out_len = &res->token_len, .cookie = cookie};
+  e = batch_add(x, &it, &why);
+  if (e == IDM_ERR_BATCH_BUSY || e == IDM_ERR_AUDIT_FAILED || e == IDM_ERR_BATCH_FULL) {
+    fail(res, 503, "temporarily_unavailable", "%s", idm_why_str(&why, e));
+    return;
+  }
   if (e) {
     fail(res, 500, "server_error", "%s", idm_why_str(&why, e));
     return;
   }
+  res->pending = true;
   if (x->m) {
     size_t ti = t->index < IDM_NET_METRIC_TARGETS_MAX ? t->index : IDM_NET_METRIC_TARGETS_MAX;
     IDM_MET_INC(&x->m->minted[ti]);
@@ -526,6 +568,49 @@ static void reply(idm_router_t *r, idm_http_resp_t *resp, const idm_exchange_res
     resp->retry_after_s = 1;
 }
 
+void idm_exchange_http_reply(idm_router_t *r, bool authz, const idm_exchange_res_t *res,
+                             idm_http_resp_t *resp) {
+  if (!authz) {
+    reply(r, resp, res);
+    return;
+  }
+  if (res->status == 200) {
+    resp->status = 200;
+    resp->token = res->token;
+    resp->token_len = res->token_len;
+    resp->no_store = true;
+    return;
+  }
+  reply(r, resp, res);
+  /* A gateway only needs allow/deny; an unverifiable identity is 401 so it can tell. */
+  if (res->status == 400 && res->error && !strcmp(res->error, "invalid_grant"))
+    resp->status = 401;
+}
+
+/* Runs an exchange in storage from the server's pending pool; defers the answer when the
+ * credential waits for its batch. */
+static void run_http(idm_exchange_ctx_t *x, idm_router_t *r, bool authz, idm_exchange_req_t *er,
+                     idm_http_resp_t *resp) {
+  void *cookie = NULL;
+  idm_exchange_res_t *res = r->pend_get ? r->pend_get(r->pend_ud, &cookie) : &x->res;
+  if (!res) {
+    idm_route_error(r, resp, 503, "temporarily_unavailable", "server overloaded, retry shortly");
+    resp->retry_after_s = 1;
+    if (r->m)
+      IDM_MET_INC(&r->m->overloaded);
+    return;
+  }
+  idm_exchange_run(x, er, res, cookie);
+  if (res->pending && r->pend_get) {
+    resp->deferred = true;
+    resp->cookie = cookie;
+    return;
+  }
+  idm_exchange_http_reply(r, authz, res, resp);
+  if (r->pend_put)
+    r->pend_put(r->pend_ud, cookie);
+}
+
 void idm_exchange_http_token(idm_exchange_ctx_t *x, idm_router_t *r, const idm_http_req_t *req,
                              idm_http_resp_t *resp) {
   idm_arena_reset(&x->arena);
@@ -540,8 +625,7 @@ void idm_exchange_http_token(idm_exchange_ctx_t *x, idm_router_t *r, const idm_h
     return;
   }
   idm_exchange_context(x, req, &er.ctx);
-  idm_exchange_run(x, &er, &x->res);
-  reply(r, resp, &x->res);
+  run_http(x, r, false, &er, resp);
 }
 
 void idm_exchange_http_authz(idm_exchange_ctx_t *x, idm_router_t *r, const idm_http_req_t *req,
@@ -567,19 +651,7 @@ void idm_exchange_http_authz(idm_exchange_ctx_t *x, idm_router_t *r, const idm_h
     return;
   }
   idm_exchange_context(x, req, &er.ctx);
-  idm_exchange_res_t *res = &x->res;
-  idm_exchange_run(x, &er, res);
-  if (res->status == 200) {
-    resp->status = 200;
-    resp->token = res->token;
-    resp->token_len = res->token_len;
-    resp->no_store = true;
-    return;
-  }
-  /* A gateway only needs allow/deny; an invalid identity is 401 so it can tell apart. */
-  if (res->status == 400 && res->error && !strcmp(res->error, "invalid_grant"))
-    res->status = 401;
-  reply(r, resp, res);
+  run_http(x, r, true, &er, resp);
 }
 
 void idm_exchange_http_introspect(idm_exchange_ctx_t *x, idm_router_t *r,

@@ -4,9 +4,16 @@
  * `idmint token exchange`, so all three give the same answer for the same input.
  *
  * CONTRACT:
- *  - An idm_exchange_ctx_t belongs to one thread: its attestation cache, request arena and
- *    jti generator are never shared. idm_exchange_run never calls malloc (the arena backs
- *    JSON parsing and attestation; the result is written into the caller's struct).
+ *  - An idm_exchange_ctx_t belongs to one thread: its attestation cache, request arena,
+ *    jti generator and batcher are never shared. idm_exchange_run never calls malloc (the
+ *    arena backs JSON parsing and attestation; the result is written into the caller's
+ *    struct).
+ *  - Every decision goes through the thread's batcher (batch/batch.h): a denial is recorded
+ *    for the audit log and answered at once; an allowed credential is queued with the
+ *    caller's cookie and res->pending is set — its token (res->token) is complete, and may
+ *    be sent, only when idm_batch_complete reports the cookie (the batch is sealed and its
+ *    audit line written). When the batch is full, x->seal(x->seal_ud) is called to seal it
+ *    (and start its audit write) and the item is queued again.
  *  - Outcomes (DESIGN.md "HTTP API"): res->status 200 with a token; 400 invalid_request
  *    (malformed), 400 invalid_grant (subject token bad, expired or unverifiable), 400
  *    invalid_target (unknown target), 403 access_denied (policy), 500 server_error (no
@@ -22,6 +29,7 @@
 #include <stdint.h>
 
 #include "attest/attest.h"
+#include "batch/batch.h"
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -57,6 +65,7 @@ typedef struct idm_exchange_res {
   char description[IDM_WHY_LEN];
   char token[IDM_TOKEN_MAX];
   size_t token_len;
+  bool pending;                /* 200 queued in the batcher: wait for its completion */
   int64_t expires_in;          /* seconds */
   const char *scope;           /* granted scope (into decision) */
   const pol_target_t *target;  /* NULL until known */
@@ -70,6 +79,9 @@ typedef struct idm_exchange_res {
 typedef struct idm_exchange_ctx {
   const idm_snapshot_t *snap;  /* borrowed; set per turn */
   idm_attest_cache_t *cache;   /* owned */
+  idm_batch_t *batch;          /* borrowed: this thread's batcher (required to issue) */
+  idm_err_t (*seal)(void *ud); /* seals a full batch (server: and submits its audit write) */
+  void *seal_ud;
   idm_arena_t arena;           /* reset at the start of every exchange */
   idm_jti_gen_t jti;
   const idm_clock_t *clk;      /* NULL: real time */
@@ -94,9 +106,16 @@ idm_err_t idm_exchange_parse(idm_exchange_ctx_t *x, idm_exchange_req_t *req,
                              idm_view_t content_type, const uint8_t *body, size_t len,
                              idm_why_t *why);
 
-/* Runs the pipeline. Never fails: the outcome is in *res. Does not reset the arena (the
- * caller does, before parsing). */
-void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchange_res_t *res);
+/* Runs the pipeline. Never fails: the outcome is in *res (res->pending: see CONTRACT; the
+ * cookie is what idm_batch_complete will report). Does not reset the arena (the caller
+ * does, before parsing). res must stay in place until the cookie is reported. */
+void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchange_res_t *res,
+                      void *cookie);
+
+/* The HTTP answer for a finished exchange result: POST /v1/token's JSON, or the gateway
+ * check's headers (authz true). Bodies go to r->scratch. */
+void idm_exchange_http_reply(struct idm_router *r, bool authz, const idm_exchange_res_t *res,
+                             idm_http_resp_t *resp);
 
 /* The RFC 8693 response (200) or the {"error","error_description"} body. */
 idm_err_t idm_exchange_response_json(const idm_exchange_res_t *res, char *out, size_t cap,

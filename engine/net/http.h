@@ -57,6 +57,8 @@ typedef struct idm_http_resp {
   const char *allow;          /* Allow header for 405, static */
   const char *token;          /* /v1/authz: X-Idmint-Token and X-Idmint-Authorization */
   size_t token_len;
+  bool deferred;              /* no answer yet: it comes when the batcher reports cookie */
+  void *cookie;
 } idm_http_resp_t;
 
 /* Records one request header by name if it is one the router reads (name is matched

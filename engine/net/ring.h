@@ -44,6 +44,7 @@ typedef enum idm_op {
   IDM_OP_CLOSE,   /* slot = connection */
   IDM_OP_CANCEL,  /* result ignored */
   IDM_OP_WRITE,   /* slot = audit write */
+  IDM_OP_FSYNC,   /* slot = audit write whose fdatasync this is */
   IDM_OP__COUNT
 } idm_op_t;
 

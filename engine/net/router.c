@@ -4,10 +4,12 @@
 #define _GNU_SOURCE
 #include "net/router.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/jsonw.h"
+#include "batch/audit.h"
 #include "net/exchange.h"
 
 #define PATH_IS(req, lit) ((req)->path.len == sizeof(lit) - 1 && !memcmp((req)->path.ptr, lit, sizeof(lit) - 1))
@@ -103,6 +105,13 @@ static bool method_ok(idm_router_t *r, const idm_http_req_t *req, idm_http_resp_
 
 static void readyz(idm_router_t *r, idm_http_resp_t *resp) {
   const char *why = r->draining ? "draining: shutting down" : r->not_ready;
+  idm_why_t audit_why = {{0}};
+  if (!why && r->audit && idm_audit_failed(r->audit, &audit_why)) {
+    snprintf(r->scratch, r->scratch_cap, "audit log failed, issuance stopped: %s",
+             audit_why.text[0] ? audit_why.text : "write error");
+    why = r->scratch + r->scratch_cap / 2;
+    memmove((char *)why, r->scratch, strlen(r->scratch) + 1);
+  }
   if (!r->snap)
     why = "no configuration loaded";
   if (why) {
@@ -211,14 +220,20 @@ static void dispatch(idm_router_t *r, idm_endpoint_t ep, const idm_http_req_t *r
   }
 }
 
+void idm_route_count(idm_router_t *r, idm_endpoint_t ep, const idm_http_resp_t *resp,
+                     int64_t start_ns) {
+  if (!r->m)
+    return;
+  int64_t lat = start_ns ? idm_clock_mono_ns() - start_ns : 0;
+  idm_metrics_request(r->m, ep, idm_route_outcome(resp), lat);
+}
+
 void idm_route(idm_router_t *r, const idm_http_req_t *req, idm_http_resp_t *resp) {
   memset(resp, 0, sizeof *resp);
   idm_endpoint_t ep = idm_route_endpoint(req);
   dispatch(r, ep, req, resp);
   if (r->draining)
     resp->close = true;
-  if (r->m) {
-    int64_t lat = req->start_ns ? idm_clock_mono_ns() - req->start_ns : 0;
-    idm_metrics_request(r->m, ep, idm_route_outcome(resp), lat);
-  }
+  if (!resp->deferred)
+    idm_route_count(r, ep, resp, req->start_ns);
 }

@@ -35,9 +35,20 @@ typedef struct idm_router {
   const char *not_ready;              /* NULL: ready; else why /readyz is 503 */
   bool draining;                      /* SIGTERM: /readyz says so, responses close */
   bool overloaded;                    /* this thread's queue is full: shed with 503 */
+  struct idm_audit_log *audit;        /* for /readyz (fail closed); NULL: none */
+  /* Storage for an exchange whose answer may be deferred (the server's pending pool):
+   * get returns NULL when the pool is empty (the request is shed with 503). */
+  struct idm_exchange_res *(*pend_get)(void *ud, void **cookie);
+  void (*pend_put)(void *ud, void *cookie);
+  void *pend_ud;
 } idm_router_t;
 
 void idm_route(idm_router_t *r, const idm_http_req_t *req, idm_http_resp_t *resp);
+
+/* Counts a finished request in the metrics (idm_route does it, except for deferred
+ * answers, which the server counts when it sends them). */
+void idm_route_count(idm_router_t *r, idm_endpoint_t ep, const idm_http_resp_t *resp,
+                     int64_t start_ns);
 
 /* Which endpoint a path is (for metrics); IDM_EP_OTHER if none. */
 idm_endpoint_t idm_route_endpoint(const idm_http_req_t *req);

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch/audit.h"
+#include "batch/batch.h"
 #include "core/limits.h"
 #include "net/exchange.h"
 #include "net/h2.h"
@@ -68,6 +70,7 @@ typedef struct conn {
   uint8_t state, proto, ops;   /* ops: operations in flight (recv, send) */
   bool recv_armed, send_busy, want_close, peer_eof, in_ready, in_dirty, h1_paused;
   bool continue_sent, cancel_sent;
+  bool h1_wait;                /* a deferred answer is due before the next request */
   uint8_t nparked;             /* provided buffers held back while the input is full */
   uint16_t parked_bid[PARKED_MAX], parked_len[PARKED_MAX];
   uint8_t *in;                 /* IDM_NET_CONN_IN_BYTES */
@@ -81,6 +84,27 @@ typedef struct conn {
   uint8_t peer[16];
   uint8_t fam;
 } conn_t;
+
+/* An exchange waiting for its batch: where its answer goes, and the result itself (the
+ * batcher writes the token into res.token). */
+typedef struct pending {
+  uint32_t conn_slot, conn_gen;
+  int32_t stream_id;           /* HTTP/2 stream; 0 for HTTP/1.1 */
+  bool authz, head, close_after, keep_alive_10, used;
+  int64_t start_ns;
+  uint32_t next_free;
+  idm_exchange_res_t res;
+} pending_t;
+
+/* One audit record being written (and, for fsync batch, synced) through the ring. */
+typedef struct audit_write {
+  bool busy;
+  const char *rec;             /* the batcher's line; valid until its slot completes */
+  size_t len;
+  uint64_t off;
+  uint64_t upto;               /* fdatasync: the written watermark it covers */
+} audit_write_t;
+#define WR_SLOTS (IDM_BATCH_INFLIGHT_MAX + 1) /* + one interval fdatasync */
 
 struct worker {
   unsigned index;
@@ -104,6 +128,10 @@ struct worker {
   char *scratch;
   uint8_t *body_buf;
   idm_h1_req_t h1req;
+  idm_batch_t *batch;
+  pending_t *pend;
+  uint32_t pend_free, npend;   /* free list head (UINT32_MAX: empty), in use */
+  audit_write_t wr[WR_SLOTS];
   const idm_snapshot_t *snap;
   _Atomic uint64_t seen_gen;
   int64_t now_ns, next_tick_ns;
@@ -125,6 +153,8 @@ static struct {
   socklen_t alen[IDM_NET_LISTEN_MAX];
   unsigned naddr;
   int64_t header_timeout_ns, idle_timeout_ns, drain_timeout_ns;
+  idm_audit_log_t *audit;
+  char issuer[512];            /* fixed for the process: the batchers' issuer */
 } g;
 
 /* ---- lists ----------------------------------------------------------------------- */
@@ -267,6 +297,10 @@ static void conn_open(worker_t *w, int fd) {
 
 /* ---- HTTP/1.1 ------------------------------------------------------------------- */
 
+static void pend_bind(worker_t *w, conn_t *c, const idm_http_req_t *req,
+                      const idm_http_resp_t *resp, int32_t stream_id, bool close_after,
+                      bool ka10);
+
 static void refresh_date(worker_t *w) {
   int64_t s = idm_clock_now_s(g.clk);
   if (s == w->date_s)
@@ -331,7 +365,7 @@ static void h1_error(worker_t *w, conn_t *c, int status, const char *why) {
 static void h1_process(worker_t *w, conn_t *c) {
   idm_h1_limits_t lim = {IDM_NET_HEADER_MAX_BYTES, IDM_NET_BODY_MAX_BYTES, IDM_NET_HEADERS_MAX};
   for (int budget = IDM_NET_REQS_PER_CONN_TURN; budget > 0; budget--) {
-    if (c->want_close)
+    if (c->want_close || c->h1_wait)
       break;
     size_t avail = c->in_len - c->in_off;
     if (!avail)
@@ -383,9 +417,18 @@ static void h1_process(worker_t *w, conn_t *c) {
     idm_http_resp_t resp;
     idm_route(&w->router, &req, &resp);
     bool close = !h->keep_alive || resp.close;
+    c->in_off += (uint32_t)h->consumed;
+    if (resp.deferred) {
+      /* Answered when its batch is written; requests behind it wait (HTTP/1.1 order). */
+      pend_bind(w, c, &req, &resp, 0, close, h->version_minor == 0 && h->keep_alive);
+      c->h1_wait = true;
+      c->req_start_ns = 0;
+      c->continue_sent = false;
+      c->active_ns = w->now_ns;
+      break;
+    }
     h1_write(w, c, &resp, req.method == IDM_HTTP_HEAD, close,
              h->version_minor == 0 && h->keep_alive);
-    c->in_off += (uint32_t)h->consumed;
     c->req_start_ns = 0;
     c->continue_sent = false;
     c->active_ns = w->now_ns;
@@ -401,9 +444,181 @@ static void h1_process(worker_t *w, conn_t *c) {
     if (!c->req_start_ns)
       c->req_start_ns = w->now_ns;
     /* Work left after this turn's budget, not blocked on output: next turn. */
-    if (!c->h1_paused && !c->want_close && (!c->in_need || c->in_len - c->in_off >= c->in_need))
+    if (!c->h1_paused && !c->h1_wait && !c->want_close &&
+        (!c->in_need || c->in_len - c->in_off >= c->in_need))
       w->carry[w->ncarry++] = c->slot;
   }
+}
+
+/* ---- deferred answers (group commit) -------------------------------------------- */
+
+static idm_exchange_res_t *pend_get(void *ud, void **cookie) {
+  worker_t *w = ud;
+  if (w->pend_free == UINT32_MAX)
+    return NULL;
+  pending_t *p = &w->pend[w->pend_free];
+  w->pend_free = p->next_free;
+  w->npend++;
+  p->used = true;
+  p->stream_id = 0;
+  *cookie = p;
+  return &p->res;
+}
+
+static void pend_put(void *ud, void *cookie) {
+  worker_t *w = ud;
+  pending_t *p = cookie;
+  p->used = false;
+  p->next_free = w->pend_free;
+  w->pend_free = (uint32_t)(p - w->pend);
+  w->npend--;
+}
+
+/* Remembers where a deferred answer goes. */
+static void pend_bind(worker_t *w, conn_t *c, const idm_http_req_t *req,
+                      const idm_http_resp_t *resp, int32_t stream_id, bool close_after,
+                      bool ka10) {
+  pending_t *p = resp->cookie;
+  p->conn_slot = c->slot;
+  p->conn_gen = c->gen;
+  p->stream_id = stream_id;
+  p->authz = idm_route_endpoint(req) == IDM_EP_AUTHZ;
+  p->head = req->method == IDM_HTTP_HEAD;
+  p->close_after = close_after;
+  p->keep_alive_10 = ka10;
+  p->start_ns = req->start_ns;
+}
+
+static void h1_write(worker_t *w, conn_t *c, const idm_http_resp_t *r, bool head, bool close,
+                     bool keep_alive_10);
+
+/* idm_batch_complete's callback: the batch of this credential is sealed and its audit line
+ * released (or the log failed: then no credential leaves). */
+static void on_done(void *cookie, idm_err_t err, void *ctx) {
+  worker_t *w = ctx;
+  pending_t *p = cookie;
+  if (err) {
+    p->res.status = 503;
+    p->res.error = "temporarily_unavailable";
+    snprintf(p->res.description, sizeof p->res.description,
+             "the audit log cannot record the credential (%s); none was issued",
+             idm_err_str(err));
+    p->res.token_len = 0;
+  }
+  idm_http_resp_t resp;
+  memset(&resp, 0, sizeof resp);
+  idm_exchange_http_reply(&w->router, p->authz, &p->res, &resp);
+  if (w->draining)
+    resp.close = true;
+  idm_route_count(&w->router, p->authz ? IDM_EP_AUTHZ : IDM_EP_TOKEN, &resp, p->start_ns);
+  conn_t *c = &w->conns[p->conn_slot];
+  if (c->state == C_OPEN && c->gen == p->conn_gen) {
+    if (c->h2) {
+      idm_h2_respond(c->h2, p->stream_id, &resp, p->head); /* gone if the peer reset it */
+    } else {
+      bool close = p->close_after || resp.close;
+      h1_write(w, c, &resp, p->head, close, p->keep_alive_10);
+      c->h1_wait = false;
+      if (close) {
+        c->want_close = true;
+        c->in_off = c->in_len;
+      }
+      mark_ready(w, c); /* pipelined requests behind it */
+    }
+    mark_dirty(w, c);
+  }
+  pend_put(w, p);
+}
+
+static void submit_write(worker_t *w, unsigned i) {
+  audit_write_t *a = &w->wr[i];
+  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+  if (!sqe) {
+    idm_audit_written(g.audit, a->off, -EIO);
+    a->busy = false;
+    return;
+  }
+  io_uring_prep_write(sqe, idm_audit_fd(g.audit), a->rec, (unsigned)a->len, a->off);
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, i, 0));
+}
+
+static void submit_fsync(worker_t *w, unsigned i) {
+  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+  if (!sqe) {
+    idm_audit_synced(g.audit, w->wr[i].upto, -EIO);
+    w->wr[i].busy = false;
+    return;
+  }
+  io_uring_prep_fsync(sqe, idm_audit_fd(g.audit), IORING_FSYNC_DATASYNC);
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_FSYNC, i, 0));
+}
+
+/* Seals the gathered batch and starts its audit write through the ring. */
+static idm_err_t seal_submit(void *ud) {
+  worker_t *w = ud;
+  if (!idm_batch_pending(w->batch))
+    return IDM_ERR_BATCH_EMPTY;
+  idm_batch_sealed_t sealed;
+  idm_why_t why = {{0}};
+  idm_err_t e = idm_batch_seal(w->batch, &sealed, &why);
+  if (e) {
+    if (e != IDM_ERR_BATCH_BUSY)
+      idm_log("error", "batch_seal_failed", "msg", idm_why_str(&why, e), NULL);
+    return e;
+  }
+  if (!sealed.record)
+    return IDM_OK;
+  unsigned i = 0;
+  while (i < IDM_BATCH_INFLIGHT_MAX && w->wr[i].busy)
+    i++;
+  if (i == IDM_BATCH_INFLIGHT_MAX) { /* cannot happen: one slot per batcher slot */
+    idm_audit_fail(g.audit, "no audit write slot");
+    return IDM_ERR_AUDIT_FAILED;
+  }
+  w->wr[i] = (audit_write_t){true, sealed.record, sealed.record_len, sealed.offset, 0};
+  submit_write(w, i);
+  return IDM_OK;
+}
+
+static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
+  unsigned i = idm_ud_slot(cqe->user_data);
+  if (i >= WR_SLOTS)
+    return;
+  audit_write_t *a = &w->wr[i];
+  if (idm_ud_op(cqe->user_data) == IDM_OP_FSYNC) {
+    idm_audit_synced(g.audit, a->upto, cqe->res);
+    a->busy = false;
+    return;
+  }
+  int res = cqe->res;
+  if (res == -EINTR || res == -EAGAIN) {
+    submit_write(w, i);
+    return;
+  }
+  idm_audit_written(g.audit, a->off, res < 0 ? res : (int64_t)res);
+  if (res <= 0) {
+    if (res == 0)
+      idm_audit_fail(g.audit, "audit write wrote nothing (disk full?)");
+    char e[96];
+    snprintf(e, sizeof e, "%s", res < 0 ? strerror(-res) : "no progress");
+    idm_log("error", "audit_write_failed", "error", e, "msg", "issuance stopped (fail closed)",
+            NULL);
+    a->busy = false;
+    return;
+  }
+  if ((size_t)res < a->len) { /* short write: the rest, at its offset */
+    a->rec += res;
+    a->len -= (size_t)res;
+    a->off += (uint64_t)res;
+    submit_write(w, i);
+    return;
+  }
+  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
+    a->upto = idm_audit_written_upto(g.audit);
+    submit_fsync(w, i);
+    return;
+  }
+  a->busy = false;
 }
 
 /* ---- HTTP/2 ---------------------------------------------------------------------- */
@@ -414,6 +629,11 @@ static void h2_on_request(void *ud, idm_h2_t *h2, int32_t stream_id, idm_http_re
   req->start_ns = w->now_ns;
   idm_http_resp_t resp;
   idm_route(&w->router, req, &resp);
+  if (resp.deferred) {
+    pend_bind(w, c, req, &resp, stream_id, false, false);
+    c->active_ns = w->now_ns;
+    return;
+  }
   if (idm_h2_respond(h2, stream_id, &resp, req->method == IDM_HTTP_HEAD) == IDM_ERR_POOL_EMPTY)
     c->want_close = true;
   c->active_ns = w->now_ns;
@@ -693,7 +913,7 @@ static void tick(worker_t *w) {
       }
       continue;
     }
-    bool busy = c->req_start_ns || c->out_len || c->send_busy ||
+    bool busy = c->req_start_ns || c->out_len || c->send_busy || c->h1_wait ||
                 (c->h2 && idm_h2_streams(c->h2));
     if (!busy && w->now_ns - c->active_ns > g.idle_timeout_ns) {
       IDM_MET_INC(&w->metrics.timeouts);
@@ -747,6 +967,10 @@ static void refresh_snapshot(worker_t *w) {
     w->snap = s;
     w->router.snap = s;
     idm_exchange_ctx_set_snapshot(&w->ex, s);
+    const idm_key_t *k = s ? idm_keyring_signer(s->keys, IDM_KEY_EDDSA) : NULL;
+    idm_why_t why = {{0}};
+    if (w->batch && k && idm_batch_set_key(w->batch, k, &why) != IDM_OK)
+      idm_log("error", "batch_key", "msg", why.text, NULL);
   }
   atomic_store_explicit(&w->seen_gen, s ? s->gen : 0, memory_order_release);
 }
@@ -760,9 +984,13 @@ static void *worker_main(void *arg) {
     refresh_snapshot(w);
     if (!w->draining && atomic_load(&g.stop))
       start_drain(w);
-    if (w->draining && w->nopen == 0)
+    if (w->draining && w->nopen == 0 && w->npend == 0 &&
+        (!w->batch || idm_batch_inflight(w->batch) == 0))
       break;
-    struct __kernel_timespec ts = {0, IDM_NET_TICK_MS * 1000000LL};
+    /* While batches wait for their audit line, poll at 1 ms: another thread's earlier
+     * record may be what holds ours back, and its write completes on its own ring. */
+    bool inflight = w->batch && idm_batch_inflight(w->batch);
+    struct __kernel_timespec ts = {0, inflight ? 1000000LL : IDM_NET_TICK_MS * 1000000LL};
     struct io_uring_cqe *cqe = NULL;
     int rc;
     if (w->ncarry) { /* work is waiting: do not block */
@@ -788,6 +1016,8 @@ static void *worker_main(void *arg) {
       case IDM_OP_ACCEPT: on_accept(w, cqe); break;
       case IDM_OP_RECV: on_recv(w, cqe); break;
       case IDM_OP_SEND: on_send(w, cqe); break;
+      case IDM_OP_WRITE:
+      case IDM_OP_FSYNC: on_audit_cqe(w, cqe); break;
       default: break;
       }
       if (++seen >= IDM_NET_CQES_PER_TURN)
@@ -807,6 +1037,18 @@ static void *worker_main(void *arg) {
         w->router.overloaded = true; /* shed issuance for the rest of this turn */
     }
     w->nready = 0;
+    /* Group commit: seal what this turn decided, start its audit write, and release every
+     * answer whose line is on file. */
+    if (w->batch) {
+      if (idm_batch_pending(w->batch))
+        seal_submit(w);
+      uint64_t upto;
+      if (g.audit && idm_audit_fsync_due(g.audit, w->now_ns, &upto) && !w->wr[WR_SLOTS - 1].busy) {
+        w->wr[WR_SLOTS - 1] = (audit_write_t){.busy = true, .upto = upto};
+        submit_fsync(w, WR_SLOTS - 1);
+      }
+      idm_batch_complete(w->batch, on_done, w);
+    }
     for (uint32_t i = 0; i < w->ndirty; i++) {
       conn_t *c = &w->conns[w->dirty[i]];
       c->in_dirty = false;
@@ -947,6 +1189,8 @@ static void worker_cleanup(worker_t *w) {
   if (w->ring.ring.ring_fd > 0)
     idm_ring_cleanup(&w->ring);
   idm_exchange_ctx_cleanup(&w->ex);
+  idm_batch_free(w->batch);
+  free(w->pend);
   idm_pool_cleanup(&w->pool);
   if (w->bufmem && w->bufmem != MAP_FAILED)
     munmap(w->bufmem, w->bufmem_len);
@@ -974,6 +1218,20 @@ static void reload(const char *path) {
             "kept", "the running configuration keeps serving", NULL);
     return;
   }
+  if (strcmp(s->server->issuer, g.issuer) != 0) {
+    idm_log("error", "reload_refused", "config", path, "msg",
+            "server.issuer changed; the issuer is fixed for the process (restart to change it)",
+            NULL);
+    idm_snapshot_free(s);
+    return;
+  }
+  if (!idm_keyring_signer(s->keys, IDM_KEY_EDDSA)) {
+    idm_log("error", "reload_refused", "config", path, "msg",
+            "no active EdDSA key in the new key directory (batches are signed with Ed25519)",
+            NULL);
+    idm_snapshot_free(s);
+    return;
+  }
   s->gen = cur->gen + 1;
   atomic_store_explicit(&g.snap, s, memory_order_release);
   for (int spins = 0; spins < 2000; spins++) {
@@ -998,6 +1256,27 @@ static void reload(const char *path) {
   snprintf(gen, sizeof gen, "%llu", (unsigned long long)s->gen);
   idm_log("info", "reloaded", "config", path, "generation", gen, "policy",
           pol_config_policy_id(s->cfg), NULL);
+}
+
+/* server.fsync: "none", "batch", or an interval ("100ms", "1s"). */
+static int audit_opts(const char *v, idm_audit_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  if (!v || !strcmp(v, "batch")) {
+    o->fsync = IDM_AUDIT_FSYNC_BATCH;
+    return 0;
+  }
+  if (!strcmp(v, "none")) {
+    o->fsync = IDM_AUDIT_FSYNC_NONE;
+    return 0;
+  }
+  char *end;
+  long long n = strtoll(v, &end, 10);
+  long long mul = !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000 : -1;
+  if (end == v || n <= 0 || mul < 0)
+    return -1;
+  o->fsync = IDM_AUDIT_FSYNC_INTERVAL;
+  o->fsync_interval_ms = n * mul;
+  return 0;
 }
 
 int idm_server_run(const idm_server_opts_t *o) {
@@ -1046,6 +1325,34 @@ int idm_server_run(const idm_server_opts_t *o) {
       return 1;
     }
   }
+  snprintf(g.issuer, sizeof g.issuer, "%s", srv->issuer);
+  idm_audit_opts_t aopt;
+  if (audit_opts(srv->fsync, &aopt) != 0) {
+    idm_log("error", "config_refused", "config", o->config_path, "msg",
+            "server.fsync must be none, batch or an interval like 100ms", NULL);
+    idm_snapshot_free(snap);
+    return 1;
+  }
+  g.audit = idm_audit_open(srv->audit_path, &aopt, &why);
+  if (!g.audit) {
+    idm_log("error", "audit_open_failed", "path", srv->audit_path, "msg", why.text, NULL);
+    idm_snapshot_free(snap);
+    return 1;
+  }
+  if (idm_audit_recovered_bytes(g.audit)) {
+    char b[32];
+    snprintf(b, sizeof b, "%llu", (unsigned long long)idm_audit_recovered_bytes(g.audit));
+    idm_log("warn", "audit_recovered", "path", srv->audit_path, "torn_tail_bytes", b, NULL);
+  }
+  const idm_key_t *root_key = idm_keyring_signer(snap->keys, IDM_KEY_EDDSA);
+  if (!root_key) {
+    idm_log("error", "config_refused", "keys", srv->keys_dir, "msg",
+            "no active EdDSA key: batches (and the audit log) are signed with Ed25519; run "
+            "idmint keys new --dir KEYS --alg EdDSA", NULL);
+    idm_audit_close(g.audit);
+    idm_snapshot_free(snap);
+    return 1;
+  }
   g.workers = calloc(n, sizeof *g.workers);
   g.metrics = calloc(n, sizeof *g.metrics);
   if (!g.workers || !g.metrics) {
@@ -1059,6 +1366,21 @@ int idm_server_run(const idm_server_opts_t *o) {
     err = worker_init(w, i, conns_max, o->single_shot, &why);
     if (!err)
       err = idm_exchange_ctx_init(&w->ex, i, srv->node_id, 4096, g.clk, &w->metrics, &why);
+    if (!err) {
+      idm_batch_opts_t bo = {.key = root_key, .items_max = srv->batch_max, .log = g.audit,
+                             .iss = g.issuer, .clk = g.clk};
+      if (bo.items_max > IDM_BATCH_ITEMS_MAX)
+        bo.items_max = IDM_BATCH_ITEMS_MAX;
+      err = idm_batch_new(&w->batch, &bo, &why);
+    }
+    if (!err) {
+      w->pend = calloc(IDM_NET_PENDING_MAX, sizeof *w->pend);
+      if (!w->pend)
+        err = idm_fail(&why, IDM_ERR_NOMEM, "cannot reserve the pending-answer pool");
+      for (uint32_t k = 0; w->pend && k < IDM_NET_PENDING_MAX; k++)
+        w->pend[k].next_free = k + 1 < IDM_NET_PENDING_MAX ? k + 1 : UINT32_MAX;
+      w->pend_free = 0;
+    }
     if (err) {
       if (err == IDM_ERR_URING_UNAVAILABLE)
         fprintf(stderr, "idmint: serve: %s\n", why.text);
@@ -1087,13 +1409,20 @@ int idm_server_run(const idm_server_opts_t *o) {
     w->router.thread_count = n;
     w->router.scratch = w->scratch;
     w->router.scratch_cap = IDM_NET_RESP_BODY_MAX_BYTES;
+    w->router.audit = g.audit;
+    w->router.pend_get = pend_get;
+    w->router.pend_put = pend_put;
+    w->router.pend_ud = w;
+    w->ex.batch = w->batch;
+    w->ex.seal = seal_submit;
+    w->ex.seal_ud = w;
   }
   char line[256];
   idm_ring_describe(&g.workers[0].ring, line, sizeof line);
   idm_log("info", "io_uring", "msg", line, NULL);
   size_t per_thread = (size_t)conns_max * (IDM_NET_CONN_IN_BYTES + IDM_NET_CONN_OUT_BYTES) +
                       IDM_NET_POOL_BYTES + (size_t)IDM_NET_RECV_BUFS * IDM_NET_RECV_BUF_BYTES +
-                      IDM_NET_REQ_ARENA_BYTES;
+                      IDM_NET_REQ_ARENA_BYTES + (size_t)IDM_NET_PENDING_MAX * sizeof(pending_t);
   char mem[160];
   snprintf(mem, sizeof mem, "%u threads x %u connections; at most %zu MiB of buffers per thread",
            n, conns_max, per_thread >> 20);
@@ -1150,6 +1479,7 @@ out:
     worker_cleanup(&g.workers[i]);
   free(g.workers);
   free(g.metrics);
+  idm_audit_close(g.audit);
   idm_snapshot_free(atomic_load(&g.snap));
   return rc;
 }

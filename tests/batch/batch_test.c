@@ -14,6 +14,7 @@
 
 #include "batch/audit.h"
 #include "batch/batch.h"
+#include "batch/verify_engine.h"
 #include "core/json.h"
 #include "crypto/jwt.h"
 #include "crypto/keys.h"
@@ -474,4 +475,45 @@ Test(batch, key_must_be_ed25519) {
   cr_assert_eq(idm_batch_new(&b, &o, &why), IDM_ERR_BATCH_KEY);
   o.key = NULL;
   cr_assert_eq(idm_batch_new(&b, &o, &why), IDM_ERR_BATCH_KEY);
+}
+
+Test(batch, engine_verifier_borrows_the_set_and_uses_the_arena) {
+  idm_why_t why = {{0}};
+  idm_jwks_t *set = jwks_of(&why);
+  idm_verify_opts_t vo = {.issuer = ISS, .audience = "spiffe://corp/db"};
+  idm_verifier_t *v = idm_verifier_new_set(set, &vo, &why);
+  cr_assert_not_null(v, "%s", why.text);
+  idm_batch_opts_t o = {.key = ed, .items_max = 4, .clk = &clk};
+  idm_batch_t *b;
+  cr_assert_eq(idm_batch_new(&b, &o, NULL), IDM_OK);
+  tok_t t[2] = {0};
+  cr_assert_eq(add_tok(b, &t[0], 0, IDM_PROFILE_BATCH, NULL), IDM_OK);
+  cr_assert_eq(add_tok(b, &t[1], 1, IDM_PROFILE_JWT, es), IDM_OK);
+  cr_assert_eq(idm_batch_seal_sync(b, NULL, NULL, NULL, &why), IDM_OK);
+  idm_arena_t a;
+  cr_assert_eq(idm_arena_init(&a, 256 * 1024), IDM_OK);
+  for (int i = 0; i < 2; i++) {
+    idm_arena_reset(&a);
+    json_t *claims = NULL;
+    idm_verified_t vd;
+    cr_assert_eq(idm_verifier_check(v, &a, t[i].buf, t[i].len, T0 + 5, &vd, &claims, &why), IDM_OK,
+                 "%d: %s", i, why.text);
+    cr_assert_eq(vd.profile, i == 0 ? 1 : 0);
+    cr_assert_str_eq(json_string_value(json_object_get(claims, "jti")), t[i].jti);
+    cr_assert_gt(a.used, 0, "scratch came from the arena");
+  }
+  /* wrong audience: refused with the jwt profile's claim error */
+  idm_verifier_t *v2 = idm_verifier_new_set(set, &(idm_verify_opts_t){.audience = "other"}, &why);
+  idm_arena_reset(&a);
+  cr_assert_eq(idm_verifier_check(v2, &a, t[0].buf, t[0].len, T0 + 5, NULL, NULL, &why),
+               IDM_ERR_JWT_AUDIENCE, "%s", why.text);
+  /* expired */
+  idm_arena_reset(&a);
+  cr_assert_eq(idm_verifier_check(v, &a, t[0].buf, t[0].len, T0 + 3600, NULL, NULL, &why),
+               IDM_ERR_JWT_EXPIRED, "%s", why.text);
+  idm_verifier_free(v2);
+  idm_verifier_free(v);
+  idm_jwks_free(set); /* the verifiers borrowed it */
+  idm_arena_cleanup(&a);
+  idm_batch_free(b);
 }

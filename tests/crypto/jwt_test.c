@@ -351,3 +351,71 @@ Test(jwt, leeway_bounded_and_lifetime) {
   cr_assert_eq(verify_at(big, NOW, &ex, &why), IDM_ERR_JWT_TOO_LARGE);
   free(big);
 }
+
+Test(jwt, verify_with_arena_keeps_claims_in_the_arena) {
+  const idm_key_t *ed = idm_keyring_signer(g_kr, IDM_KEY_EDDSA);
+  idm_claims_t c = base_claims();
+  char tok[IDM_TOKEN_MAX];
+  size_t len;
+  cr_assert_eq(idm_jwt_mint(tok, sizeof tok, &len, ed, &c, NULL), IDM_OK);
+  idm_arena_t a;
+  cr_assert_eq(idm_arena_init(&a, 16 * 1024), IDM_OK);
+  idm_clock_t clk;
+  idm_clock_set_s(&clk, NOW);
+  for (int round = 0; round < 3; round++) {
+    idm_arena_reset(&a);
+    json_t *claims = NULL;
+    cr_assert_eq(idm_jwt_verify(idm_keyring_jwks(g_kr), tok, len, &EXPECT, &clk, &a, &claims,
+                                NULL),
+                 IDM_OK);
+    json_t *sub = json_object_get(claims, "sub");
+    cr_assert((uint8_t *)claims >= a.base && (uint8_t *)claims < a.base + a.cap);
+    cr_assert((uint8_t *)sub >= a.base && (uint8_t *)sub < a.base + a.cap);
+    cr_assert_leq(a.used, 8 * 1024, "one verification needs %zu arena bytes", a.used);
+  }
+  /* the thread's previous arena setting is restored */
+  cr_assert_null(idm_json_use_arena(NULL));
+  idm_arena_cleanup(&a);
+}
+
+#include <pthread.h>
+
+typedef struct sign_job {
+  const idm_key_t *k;
+  const idm_jwks_t *set;
+  int failures;
+} sign_job_t;
+
+static void *sign_many(void *arg) {
+  sign_job_t *j = arg;
+  idm_jti_gen_t g;
+  idm_jti_gen_init(&g, "t", (unsigned)(uintptr_t)arg);
+  idm_clock_t clk;
+  idm_clock_set_s(&clk, NOW);
+  for (int i = 0; i < 200; i++) {
+    char jti[IDM_JTI_MAX], tok[IDM_TOKEN_MAX];
+    idm_jti_next(&g, jti);
+    idm_claims_t c = base_claims();
+    c.jti = jti;
+    size_t len;
+    if (idm_jwt_mint(tok, sizeof tok, &len, j->k, &c, NULL) != IDM_OK ||
+        idm_jwt_verify(j->set, tok, len, &EXPECT, &clk, NULL, NULL, NULL) != IDM_OK)
+      j->failures++;
+  }
+  return NULL;
+}
+
+/* One keyring shared by threads that mint and verify concurrently (both algs). */
+Test(jwt, concurrent_mint_and_verify_share_one_keyring) {
+  pthread_t th[4];
+  sign_job_t jobs[4];
+  for (int i = 0; i < 4; i++) {
+    jobs[i] = (sign_job_t){idm_keyring_signer(g_kr, i % 2 ? IDM_KEY_ES256 : IDM_KEY_EDDSA),
+                           idm_keyring_jwks(g_kr), 0};
+    cr_assert_eq(pthread_create(&th[i], NULL, sign_many, &jobs[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(jobs[i].failures, 0, "thread %d", i);
+  }
+}

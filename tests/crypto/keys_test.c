@@ -321,3 +321,33 @@ Test(keys, signatures_are_64_byte_jose_form) {
   tu_rmrf(dir);
   free(dir);
 }
+
+Test(keys, rotate_one_alg_leaves_the_other) {
+  char *dir = tu_tmpdir();
+  idm_clock_t clk;
+  idm_clock_set_s(&clk, T0);
+  idm_why_t why = {{0}};
+  char ed[IDM_KID_LEN + 1], es[IDM_KID_LEN + 1];
+  cr_assert_eq(idm_keys_new(dir, IDM_KEY_EDDSA, &clk, ed, &why), IDM_OK);
+  cr_assert_eq(idm_keys_new(dir, IDM_KEY_ES256, &clk, es, &why), IDM_OK);
+  cr_assert_eq(idm_keys_rotate_alg(dir, &clk, 60, IDM_KEY_ES256, &why), IDM_OK, "%s", why.text);
+  cr_assert_eq(idm_keys_rotate_alg(dir, &clk, 60, IDM_KEY_ES256, &why), IDM_OK, "%s", why.text);
+  idm_keyring_t *kr = idm_keyring_load(dir, &clk, &why);
+  cr_assert_str_eq(idm_key_kid(idm_keyring_signer(kr, IDM_KEY_EDDSA)), ed, "EdDSA untouched");
+  cr_assert_str_neq(idm_key_kid(idm_keyring_signer(kr, IDM_KEY_ES256)), es, "ES256 rotated");
+  cr_assert_eq(idm_key_state(idm_keyring_find(kr, es, IDM_KID_LEN)), IDM_KEY_RETIRED);
+  cr_assert_eq(idm_keyring_count(kr), 4); /* ed active, es retired, es active, es next */
+  idm_keyring_free(kr);
+  /* an alg with no keys */
+  char *empty = tu_tmpdir();
+  cr_assert_eq(idm_keys_new(empty, IDM_KEY_EDDSA, &clk, NULL, &why), IDM_OK);
+  cr_assert_eq(idm_keys_rotate_alg(empty, &clk, 60, IDM_KEY_ES256, &why), IDM_ERR_KEY_NONE);
+  cr_assert(strstr(why.text, "no ES256 keys"), "%s", why.text);
+  /* a key directory whose parent does not exist */
+  cr_assert_neq(idm_keys_new("/nonexistent-idm/keys", IDM_KEY_EDDSA, &clk, NULL, &why), IDM_OK);
+  cr_assert(strstr(why.text, "/nonexistent-idm/keys"), "%s", why.text);
+  tu_rmrf(empty);
+  free(empty);
+  tu_rmrf(dir);
+  free(dir);
+}

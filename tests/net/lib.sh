@@ -72,6 +72,15 @@ permit "payments-api" {
   scope  "db.read db.write"
   ttl    2m
 }
+target "cache" {
+  audience "https://cache.t"
+  format   batch
+  ttl      1m
+}
+permit "cache-access" {
+  client claims.team == "payments"
+  target "cache"
+}
 permit "office-only" {
   client claims.team == "web"
   target "reports"

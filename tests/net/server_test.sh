@@ -31,6 +31,15 @@ r=$(exchange "$T/payments.jwt" spiffe://t/payments/db --http2-prior-knowledge)
 case "$r" in "200 "*) ;; *) fail "allow by audience URI over h2: $r" ;; esac
 ok "exchange allowed (form, h1 and h2, by name and audience URI); token verifies against JWKS"
 
+# batch profile (EdDSA-MTB1): one signature per batch, Merkle proof per token
+r=$(exchange "$T/payments.jwt" cache --http2-prior-knowledge)
+case "$r" in "200 "*) ;; *) fail "batch profile: $r" ;; esac
+btok=$(sed 's/.*"access_token":"\([^"]*\)".*/\1/' "$T/resp")
+"$IDMINT" token inspect "$btok" | grep -q 'EdDSA-MTB1' || fail "not a batch-profile token"
+"$IDMINT" token verify --jwks "$T/our.jwks" --audience https://cache.t "$btok" >/dev/null ||
+  fail "batch-profile token does not verify"
+ok "batch-profile credential verifies against the JWKS"
+
 r=$(exchange "$T/sandbox.jwt" payments-db)
 case "$r" in '403 {"error":"access_denied","error_description":"forbidden by rule no-sandbox"}') ;; *) fail "forbid: $r" ;; esac
 r=$(exchange "$T/web.jwt" payments-db)
@@ -157,3 +166,10 @@ PY
 stop_server || fail "SIGTERM exit status $?"
 grep -q '"event":"stopped"' "$T/server.err" || fail "no stopped log line"
 ok "SIGTERM: drained, exit 0"
+
+# every decision (allows and denials) is in the audit transparency log, and it verifies
+"$IDMINT" audit verify "$T/audit.log" --jwks "$T/our.jwks" > "$T/audit.out" 2>&1 ||
+  fail "audit verify: $(cat "$T/audit.out")"
+grep -q '"d":"deny"' "$T/audit.log" || fail "denials not audited"
+grep -q '"d":"allow"' "$T/audit.log" || fail "allows not audited"
+ok "audit log: allows and denials recorded; chain, signatures and entries verify"
