@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attest/attest.h"
+#include "batch/verify_engine.h"
 #include "core/jsonw.h"
 
 char *idm_discovery_json(const char *issuer, size_t *len) {
@@ -73,6 +74,7 @@ void idm_snapshot_free(idm_snapshot_t *s) {
   if (!s)
     return;
   idm_attest_free(s->attest);
+  idm_verifier_free(s->own_verifier); /* before the set it borrows */
   idm_jwks_free(s->own_jwks);
   idm_keyring_free(s->keys);
   pol_config_free(s->cfg);
@@ -125,6 +127,13 @@ idm_snapshot_t *idm_snapshot_load(const char *config_path, const idm_clock_t *cl
   s->own_jwks = idm_jwks_parse(s->jwks_json, s->jwks_len, why);
   if (!s->own_jwks) {
     *err = IDM_ERR_CONFIG;
+    idm_snapshot_free(s);
+    return NULL;
+  }
+  idm_verify_opts_t vo = {.issuer = s->server->issuer};
+  s->own_verifier = idm_verifier_new_set(s->own_jwks, &vo, why);
+  if (!s->own_verifier) {
+    *err = IDM_ERR_NOMEM;
     idm_snapshot_free(s);
     return NULL;
   }

@@ -33,6 +33,7 @@ typedef struct idm_snapshot {
   const pol_server_t *server;    /* inside cfg */
   idm_keyring_t *keys;           /* owned */
   idm_jwks_t *own_jwks;          /* owned: our published keys, for introspection */
+  struct idm_verifier *own_verifier; /* owned: verifies both profiles over own_jwks */
   struct idm_attest *attest;     /* owned; NULL when built without attestation */
   const char *jwks_json;         /* inside keys */
   size_t jwks_len;

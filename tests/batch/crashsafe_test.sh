@@ -146,6 +146,17 @@ start_server
 curl -s "$BASE/v1/token" --data-urlencode "grant_type=$GT" --data-urlencode "subject_token_type=$JT" \
   --data-urlencode "subject_token@$T/ok.jwt" --data-urlencode "audience=db-batch" \
   | grep -o '"access_token":"[^"]*"' | sed 's/.*:"\(.*\)"/\1/' >> "$T/tokens.txt"
+# /v1/introspect knows both profiles: a batch token minted before the crash is active, the
+# same token with one proof character changed is not.
+bt=$(grep -m1 '^eyJhbGciOiJFZERTQS1NVEIx' "$T/tokens.txt" || true)
+if [ -n "$bt" ]; then
+  r=$(curl -s "$BASE/v1/introspect" --data-urlencode "token=$bt")
+  case "$r" in '{"active":true,'*) ;; *) fail "introspect batch token: $r" ;; esac
+  c=${bt: -20:1}; [ "$c" = Q ] && n=R || n=Q
+  r=$(curl -s "$BASE/v1/introspect" --data-urlencode "token=${bt:0:${#bt}-20}$n${bt: -19}")
+  [ "$r" = '{"active":false}' ] || fail "introspect altered batch token: $r"
+  echo "ok - /v1/introspect: batch token active, altered copy inactive"
+fi
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || fail "server did not stop cleanly"
 SERVER_PID=""
