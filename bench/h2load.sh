@@ -71,8 +71,9 @@ sed 's/audience=db/audience=cache/' "$T/form" > "$T/form-batch"
 taskset -c "$SERVER_CPUS" "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/idmint.err" &
 pids+=($!)
 wait_up "http://127.0.0.1:$P/healthz"
-curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form" \
-  -H 'content-type: application/x-www-form-urlencoded' | grep -q access_token ||
+v=$(curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form" \
+  -H 'content-type: application/x-www-form-urlencoded' || true)
+grep -q access_token <<< "$v" ||
   { echo "h2load.sh: token exchange does not work" >&2; cat "$T/idmint.err" >&2; exit 1; }
 
 # CPU ticks (user + system, all threads) of a process.
