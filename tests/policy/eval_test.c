@@ -316,3 +316,14 @@ Test(eval, explain_closest_and_format) {
   cr_assert_str_eq(pol_config_rule_name(cfg, ex.rule), "posture");
   cr_assert_str_eq(ex.failed, "posture.disk == \"enc\"");
 }
+
+Test(number, strict_decimal_without_locale) {
+  double v;
+  cr_assert(pol_parse_number("7.5", 3, &v) && v == 7.5);
+  cr_assert(pol_parse_number("-0.25", 5, &v) && v == -0.25);
+  cr_assert(pol_parse_number("1000", 4, &v) && v == 1000);
+  const char *bad[] = {"", "1e3", ".5", "5.", "--1", "1,5", "0x10", " 1", "1 ", "+1", "-"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    cr_assert_not(pol_parse_number(bad[i], strlen(bad[i]), &v), "accepted '%s'", bad[i]);
+  cr_assert_not(pol_parse_number("123456789012345678901234567890123", 33, &v)); /* > 32 */
+}
