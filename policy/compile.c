@@ -136,7 +136,7 @@ static bool sig_add(builder_t *b, uint64_t mask, bool any) {
   pol_index_t *ix = b->ix;
   uint32_t i = sig_find(ix, mask);
   if (i == POL_NONE) {
-    pol_sig_t *ns = realloc(ix->sigs, ((size_t)ix->sigs_n + 1) * sizeof *ns);
+    pol_sig_t *ns = pol_realloc(ix->sigs, ((size_t)ix->sigs_n + 1) * sizeof *ns);
     if (!ns)
       return false;
     ix->sigs = ns;
@@ -482,13 +482,13 @@ bool pol_compile_index(pol_config_t *c) {
   uint64_t cap = 16;
   while (cap < b.keys_n * 2)
     cap *= 2;
-  ix->buckets = aligned_alloc(64, cap * sizeof *ix->buckets);
+  ix->buckets = pol_aligned_alloc(64, cap * sizeof *ix->buckets);
   if (ix->buckets)
     memset(ix->buckets, 0, cap * sizeof *ix->buckets);
-  b.head = malloc(cap * sizeof *b.head);
-  b.tail = malloc(cap * sizeof *b.tail);
-  b.vh = calloc(c->strs_n + 1, sizeof *b.vh);
-  b.blob = malloc((size_t)POL_A__COUNT * (4 + POL_STRING_MAX_BYTES));
+  b.head = pol_malloc(cap * sizeof *b.head);
+  b.tail = pol_malloc(cap * sizeof *b.tail);
+  b.vh = pol_calloc(c->strs_n + 1, sizeof *b.vh);
+  b.blob = pol_malloc((size_t)POL_A__COUNT * (4 + POL_STRING_MAX_BYTES));
   if (!ix->buckets || !b.head || !b.tail || !b.vh || !b.blob)
     goto out;
   ix->bucket_mask = cap - 1;
@@ -517,7 +517,7 @@ bool pol_compile_index(pol_config_t *c) {
   uint64_t nh = (uint64_t)heads_count(ix->glob, 0, 0) + heads_count(ix->cidr, 0, 0), hc = 16;
   while (hc < nh * 2)
     hc *= 2;
-  ix->heads = calloc(hc, sizeof *ix->heads);
+  ix->heads = pol_calloc(hc, sizeof *ix->heads);
   if (!ix->heads)
     goto out;
   ix->heads_mask = (uint32_t)(hc - 1);

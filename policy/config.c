@@ -15,6 +15,8 @@
 
 #include "internal.h"
 
+_Thread_local pol_testing_t pol_testing;
+
 bool pol_grow(void **p, uint32_t *cap, uint64_t need, size_t elem) {
   if (need <= *cap)
     return true;
@@ -25,7 +27,7 @@ bool pol_grow(void **p, uint32_t *cap, uint64_t need, size_t elem) {
     n *= 2;
   if (n > UINT32_MAX)
     n = UINT32_MAX;
-  void *q = realloc(*p, (size_t)n * elem);
+  void *q = pol_realloc(*p, (size_t)n * elem);
   if (!q)
     return false;
   *p = q;
@@ -49,7 +51,7 @@ static uint64_t str_hash(const pol_config_t *c, const char *s, size_t n) {
 }
 
 static bool stab_rehash(pol_config_t *c, uint32_t cap) {
-  uint32_t *t = calloc(cap, sizeof *t);
+  uint32_t *t = pol_calloc(cap, sizeof *t);
   if (!t)
     return false;
   for (uint32_t id = 0; id < c->strs_n; id++) {
@@ -214,7 +216,7 @@ bool pol_config_build_names(pol_config_t *c) {
   uint64_t cap = 16;
   while (cap < need)
     cap *= 2;
-  c->name_tab = calloc(cap, sizeof *c->name_tab);
+  c->name_tab = pol_calloc(cap, sizeof *c->name_tab);
   if (!c->name_tab)
     return false;
   c->name_tab_mask = (uint32_t)(cap - 1);
@@ -257,7 +259,7 @@ pol_config_t *pol_config_load(const char *path, pol_diag_t *diag) {
           break;
         }
         size_t ncap = cap ? cap * 2 : 65536;
-        char *nb = realloc(buf, ncap);
+        char *nb = pol_realloc(buf, ncap);
         if (!nb) {
           why = "out of memory";
           break;

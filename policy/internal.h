@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "policy.h"
 
@@ -233,6 +235,35 @@ struct pol_config {
   char policy_id[20];
   pol_index_t idx;
 };
+
+/* ---- allocation -------------------------------------------------------------------
+ * Every allocation of the component goes through these, so that a test can make the Nth
+ * one fail and check that loading reports "out of memory", returns NULL and leaks
+ * nothing (tests/policy/failalloc_test.c). This is the component's only global state. */
+typedef struct pol_testing {
+  long fail_alloc_at; /* > 0: the allocation that many from now fails (once); 0: none */
+} pol_testing_t;
+extern _Thread_local pol_testing_t pol_testing;
+
+static inline bool pol_alloc_fails(void) {
+  return pol_testing.fail_alloc_at > 0 && --pol_testing.fail_alloc_at == 0;
+}
+static inline void *pol_malloc(size_t n) { return pol_alloc_fails() ? NULL : malloc(n); }
+static inline void *pol_calloc(size_t n, size_t m) { return pol_alloc_fails() ? NULL : calloc(n, m); }
+static inline void *pol_realloc(void *p, size_t n) { return pol_alloc_fails() ? NULL : realloc(p, n); }
+static inline void *pol_aligned_alloc(size_t a, size_t n) {
+  return pol_alloc_fails() ? NULL : aligned_alloc(a, n);
+}
+static inline char *pol_strndup(const char *s, size_t n) {
+  size_t len = strnlen(s, n);
+  char *d = (char *)pol_malloc(len + 1);
+  if (d) {
+    memcpy(d, s, len);
+    d[len] = 0;
+  }
+  return d;
+}
+static inline char *pol_strdup(const char *s) { return pol_strndup(s, strlen(s)); }
 
 /* ---- helpers shared by the modules ----------------------------------------------- */
 /* Grows *p (elements of size elem) to hold need elements. false on overflow/OOM. */

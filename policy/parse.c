@@ -86,7 +86,7 @@ typedef struct parser {
 /* ---- diagnostics ------------------------------------------------------------------ */
 static void verr(parser_t *p, pos_t at, const char *fmt, va_list ap) {
   p->nerr++;
-  if (!p->diag)
+  if (!p->diag || p->oom) /* after running out of memory, that is the one error to tell */
     return;
   uint32_t k = p->diag->count++;
   if (k >= POL_DIAG_MAX)
@@ -319,8 +319,8 @@ static long str_decode(parser_t *p) {
 /* ---- storage helpers -------------------------------------------------------------- */
 static bool oom(parser_t *p) {
   if (!p->oom) {
-    p->oom = true;
     err(p, "out of memory");
+    p->oom = true;
   }
   return false;
 }
@@ -365,7 +365,7 @@ static uint32_t node_new(parser_t *p, pos_t at, uint8_t op, uint8_t src, uint16_
 }
 
 static char *own_str(parser_t *p, const char *s, size_t n) {
-  char *d = malloc(n + 1);
+  char *d = pol_malloc(n + 1);
   if (!d || !pol_own(p->c, d)) {
     oom(p);
     return NULL;
@@ -379,7 +379,7 @@ static char *own_path(parser_t *p, const char *s, size_t n) {
   if (n > 0 && s[0] == '/')
     return own_str(p, s, n);
   size_t dn = strlen(p->dir);
-  char *d = malloc(dn + 1 + n + 1);
+  char *d = pol_malloc(dn + 1 + n + 1);
   if (!d || !pol_own(p->c, d)) {
     oom(p);
     return NULL;
@@ -1574,7 +1574,7 @@ static uint32_t parse_chain(parser_t *p, bool client, uint32_t depth, bool is_or
   uint32_t first = is_or ? parse_chain(p, client, depth, false) : parse_unary(p, client, depth);
   if (first == POL_NONE || !is_word(p, is_or ? "or" : "and"))
     return first;
-  uint32_t *v = malloc(8 * sizeof *v), n = 1, cap = 8;
+  uint32_t *v = pol_malloc(8 * sizeof *v), n = 1, cap = 8;
   if (!v) {
     oom(p);
     return POL_NONE;
@@ -1852,7 +1852,7 @@ static void check_kinds(parser_t *p, uint32_t n, uint32_t allowed) {
   case POL_OP_AND: {
     /* each conjunct is checked in the kinds its siblings leave possible */
     uint32_t cnt = nd->b;
-    uint32_t *ks = malloc((size_t)cnt * 2 * sizeof *ks);
+    uint32_t *ks = pol_malloc((size_t)cnt * 2 * sizeof *ks);
     if (!ks) {
       oom(p);
       return;
@@ -1980,7 +1980,7 @@ static bool server_defaults(parser_t *p) {
   }
   if (!s->issuer) {
     size_t n = strlen(s->listen[0]);
-    char *d = malloc(n + 8);
+    char *d = pol_malloc(n + 8);
     if (!d || !pol_own(p->c, d))
       return oom(p);
     snprintf(d, n + 8, "http://%s", s->listen[0]);
@@ -2016,8 +2016,8 @@ pol_config_t *pol_config_parse(const char *src, size_t len, const char *filename
     diag->count = 0;
   if (!filename)
     filename = "<policy>";
-  parser_t *p = calloc(1, sizeof *p);
-  pol_config_t *c = calloc(1, sizeof *c);
+  parser_t *p = pol_calloc(1, sizeof *p);
+  pol_config_t *c = pol_calloc(1, sizeof *c);
   if (!p || !c) {
     free(p);
     free(c);
@@ -2036,10 +2036,10 @@ pol_config_t *pol_config_parse(const char *src, size_t len, const char *filename
   p->file = filename;
   p->diag = diag;
   const char *slash = strrchr(filename, '/');
-  p->dir = slash ? strndup(filename, (size_t)(slash - filename)) : strdup(".");
+  p->dir = slash ? pol_strndup(filename, (size_t)(slash - filename)) : pol_strdup(".");
   if (p->dir && slash == filename) {
     free(p->dir);
-    p->dir = strdup("");
+    p->dir = pol_strdup("");
   }
   if (!p->dir)
     oom(p);

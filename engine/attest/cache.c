@@ -7,7 +7,8 @@
  *   | xxh3(doc) | abs pos + 1  | -------> | header | kvs | doc ... | attrs ...    | ...
  *   +-----------+--------------+          +--------+-----+---------+--------------+---
  *
- * A lookup hashes the whole document with XXH3 under a random per-cache seed, probes at
+ * A lookup hashes the document's length and signature tail with XXH3 under a random
+ * per-cache seed (see idm_attest_cache_hash), probes at
  * most IDM_ATTEST_CACHE_PROBE_MAX slots, and confirms a candidate by comparing the whole
  * stored document with memcmp (the hash only finds; it never decides). It then checks
  * that the entry's provider still has the generation it was verified under (a rebuilt
@@ -28,6 +29,7 @@
  * Hit results are views into the ring: they stay valid until the next put on this cache. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -74,6 +76,21 @@ static size_t pow2_at_least(size_t n) {
   return p;
 }
 
+/* Large, zeroed, huge-page backed where the kernel allows (a million identities span
+ * gigabytes; 4 KiB pages would make every hit a TLB miss). Pages are touched only as the
+ * ring fills. */
+static void *big_alloc(size_t n) {
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+#ifdef MADV_HUGEPAGE
+  if (n >= (2u << 20))
+    (void)madvise(p, n, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
 idm_attest_cache_t *idm_attest_cache_new(size_t entries_max, size_t bytes_max) {
   if (entries_max == 0 || entries_max > ((size_t)1 << 30))
     return NULL;
@@ -81,15 +98,16 @@ idm_attest_cache_t *idm_attest_cache_new(size_t entries_max, size_t bytes_max) {
     bytes_max = entries_max * IDM_ATTEST_CACHE_BYTES_PER_ENTRY;
   if (bytes_max < 64 * 1024)
     bytes_max = 64 * 1024;
+  if (bytes_max > ((size_t)1 << 40))
+    return NULL;
   idm_attest_cache_t *c = calloc(1, sizeof *c);
   if (!c)
     return NULL;
   size_t slots = pow2_at_least(entries_max * 2); /* load factor <= 1/2 */
-  c->index = calloc(slots, sizeof(slot_t));
   c->index_mask = slots - 1;
   c->ring_size = pow2_at_least(bytes_max);
-  /* Not zeroed: pages are touched only as the ring fills. */
-  c->ring = aligned_alloc(64, c->ring_size);
+  c->index = big_alloc(slots * sizeof(slot_t));
+  c->ring = big_alloc(c->ring_size);
   if (!c->index || !c->ring) {
     idm_attest_cache_free(c);
     return NULL;
@@ -102,8 +120,10 @@ idm_attest_cache_t *idm_attest_cache_new(size_t entries_max, size_t bytes_max) {
 void idm_attest_cache_free(idm_attest_cache_t *c) {
   if (!c)
     return;
-  free(c->index);
-  free(c->ring);
+  if (c->index)
+    munmap(c->index, (c->index_mask + 1) * sizeof(slot_t));
+  if (c->ring)
+    munmap(c->ring, c->ring_size);
   free(c);
 }
 
@@ -117,8 +137,16 @@ void idm_attest_cache_stats(const idm_attest_cache_t *c, idm_attest_cache_stats_
   out->bytes_used = c->wabs < c->ring_size ? (size_t)c->wabs : (size_t)c->ring_size;
 }
 
+/* The hash locates; it never decides (a hit is the whole document compared). So it covers
+ * the length and the last IDM_ATTEST_CACHE_HASH_TAIL_BYTES only: every document format
+ * cached here ends with its signature (JWS: the third segment; IID: the "signature"
+ * member), which is unique per document and unknown to anyone who cannot sign, so the
+ * tail spreads documents as well as the whole would, at a fixed cost instead of one
+ * proportional to the token's length. A crafted set of unsigned documents sharing a tail
+ * lands in one probe window but is never inserted (it does not verify). */
 uint64_t idm_attest_cache_hash(const idm_attest_cache_t *c, const char *doc, size_t len) {
-  return XXH3_64bits_withSeed(doc, len, c->seed);
+  size_t n = len < IDM_ATTEST_CACHE_HASH_TAIL_BYTES ? len : IDM_ATTEST_CACHE_HASH_TAIL_BYTES;
+  return XXH3_64bits_withSeed(doc + (len - n), n, c->seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL));
 }
 
 /* The record of a slot if the ring still holds it, else NULL. */

@@ -9,6 +9,10 @@
 #include "attest/attest.h"
 #include "crypto/jose.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct evp_pkey_st EVP_PKEY;
 
 /* One trust block made ready to verify. Immutable after idm_attest_new except join_mu. */
@@ -85,4 +89,7 @@ bool idm_attest_cache_get(idm_attest_cache_t *c, const idm_attest_t *a, idm_doc_
 void idm_attest_cache_put(idm_attest_cache_t *c, const idm_provider_t *p, idm_doc_type_t type,
                           uint64_t h, const char *doc, size_t len, const idm_identity_t *id);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -22,8 +22,10 @@ void idm_arena_cleanup(idm_arena_t *a) {
 void *idm_arena_alloc(idm_arena_t *a, size_t n, size_t align) {
   assert(align && (align & (align - 1)) == 0 && align <= 64);
   size_t start = (a->used + (align - 1)) & ~(align - 1);
-  if (start < a->used || start > a->cap || n > a->cap - start)
+  if (start < a->used || start > a->cap || n > a->cap - start) {
+    a->failures++;
     return NULL;
+  }
   a->used = start + n;
   if (a->used > a->high_water)
     a->high_water = a->used;

@@ -21,6 +21,9 @@ typedef struct idm_arena {
   size_t cap;           /* bytes */
   size_t used;          /* bytes; invariant used <= cap */
   size_t high_water;    /* most bytes ever used between resets, for sizing */
+  size_t failures;      /* allocations refused since init (not reset): lets a caller tell
+                         * "arena full" from the error a library reports for it (jansson
+                         * reports a failed allocation as a syntax error) */
 } idm_arena_t;
 
 /* Reserves cap bytes (caller allocates the struct). IDM_ERR_NOMEM on failure. */

@@ -47,7 +47,9 @@
 /* oidc: top-level string claims exposed as claims.NAME; more are ignored. */
 #define IDM_ATTEST_CLAIMS_MAX 64
 /* Cache: slots probed per lookup/insert (bounds the work of a miss). */
-#define IDM_ATTEST_CACHE_PROBE_MAX 8
+#define IDM_ATTEST_CACHE_PROBE_MAX 16
+/* Cache: bytes at the end of a document (its signature) that the lookup hash covers. */
+#define IDM_ATTEST_CACHE_HASH_TAIL_BYTES 128
 /* Cache: default ring bytes per identity when the caller gives no byte budget. */
 #define IDM_ATTEST_CACHE_BYTES_PER_ENTRY 1024
 /* Cache: documents longer than this are verified every time, never stored. */

@@ -479,10 +479,15 @@ void idm_jws_cleanup(idm_jws_t *jws) {
 }
 
 static idm_err_t parse_json_obj(json_t **out, const uint8_t *p, size_t n, const char *what,
-                                idm_why_t *why) {
+                                idm_arena_t *arena, idm_why_t *why) {
   idm_err_t e;
   idm_why_t inner = {{0}};
+  size_t failures = arena ? arena->failures : 0;
   json_t *v = idm_json_parse((const char *)p, n, &e, &inner);
+  /* jansson reports a failed allocation as a syntax error; an arena that refused an
+   * allocation during the parse means load to shed, not a malformed token. */
+  if (!v && arena && arena->failures != failures)
+    return idm_fail(why, IDM_ERR_ARENA_FULL, "request arena too small to parse the JWS %s", what);
   if (!v)
     return idm_fail(why, IDM_ERR_JWS_FORMAT, "JWS %s: %s", what, idm_why_str(&inner, e));
   if (!json_is_object(v)) {
@@ -537,9 +542,9 @@ idm_err_t idm_jws_parse(idm_jws_t *out, idm_arena_t *arena, const char *tok, siz
     goto fail;
   }
   idm_arena_t *prev = idm_json_use_arena(arena);
-  e = parse_json_obj(&out->header, dec[0], dlen[0], "header", why);
+  e = parse_json_obj(&out->header, dec[0], dlen[0], "header", arena, why);
   if (e == IDM_OK)
-    e = parse_json_obj(&out->claims, dec[1], dlen[1], "payload", why);
+    e = parse_json_obj(&out->claims, dec[1], dlen[1], "payload", arena, why);
   idm_json_use_arena(prev);
   if (e != IDM_OK)
     goto fail;

@@ -333,6 +333,16 @@ Test(jose, parse_fields_and_arena) {
   cr_assert_eq(idm_arena_init(&tiny, 16), IDM_OK);
   cr_assert_eq(idm_jws_parse(&j, &tiny, t, strlen(t), &why), IDM_ERR_ARENA_FULL);
   idm_arena_cleanup(&tiny);
+  /* room for the decoded bytes but not for the JSON trees: still ARENA_FULL, never a
+   * "malformed token" (every size from 0 up to what the parse needs) */
+  size_t need = a.used;
+  for (size_t cap = 0; cap < need; cap += 8) {
+    cr_assert_eq(idm_arena_init(&tiny, cap), IDM_OK);
+    idm_err_t e = idm_jws_parse(&j, &tiny, t, strlen(t), &why);
+    cr_assert_eq(e, IDM_ERR_ARENA_FULL, "arena of %zu bytes: %s (%s)", cap, idm_err_name(e),
+                 why.text);
+    idm_arena_cleanup(&tiny);
+  }
   idm_arena_cleanup(&a);
   free(t);
 }
