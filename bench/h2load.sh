@@ -157,6 +157,7 @@ error_log $T/nginx.err;
 events { worker_connections 1024; }
 http {
   access_log off;
+  keepalive_requests 100000000;  # else nginx closes each h2c connection after 1000 requests
   client_body_temp_path $T/nginx-body;
   server {
     listen 127.0.0.1:$NP http2;
