@@ -84,7 +84,8 @@ typedef struct parser {
 } parser_t;
 
 /* ---- diagnostics ------------------------------------------------------------------ */
-static void verr(parser_t *p, pos_t at, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static void verr(parser_t *p, pos_t at, const char *fmt,
+                                                     va_list ap) {
   p->nerr++;
   if (!p->diag || p->oom) /* after running out of memory, that is the one error to tell */
     return;
