@@ -371,6 +371,18 @@ Test(jwtkinds, refuses_alg_none_and_hmac_confusion) {
   fx_sign_hs256((const uint8_t *)jwk, strlen(jwk), "{\"alg\":\"HS256\",\"kid\":\"rsa-1\"}", c,
                 g_tok, sizeof g_tok);
   REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "HS256");
+  /* ... and with the public key's PEM (SubjectPublicKeyInfo), the classic form. */
+  BIO *bio = BIO_new(BIO_s_mem());
+  cr_assert(PEM_write_bio_PUBKEY(bio, g_rsa.pkey));
+  const uint8_t *pem;
+  size_t pem_len;
+  cr_assert(BIO_mem_contents(bio, &pem, &pem_len));
+  fx_sign_hs256(pem, pem_len, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", c, g_tok, sizeof g_tok);
+  BIO_free(bio);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "HS256");
+  /* Lower-case or padded alg names are not HS256 in disguise, they are unknown. */
+  fx_sign_hs256((const uint8_t *)"k", 1, "{\"alg\":\"hs256\",\"kid\":\"rsa-1\"}", c, g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_UNKNOWN, "");
   idm_attest_free(g_a);
 }
 
