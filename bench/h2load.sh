@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark over h2c with h2load (-c 16 -m 32), server and load generator pinned to
 # different cores:
-#   1. idmint POST /v1/token (token exchange, cached attestation, jwt profile)
+#   1. idmint POST /v1/token (token exchange, cached attestation, jwt profile), and the same
+#      for a batch-profile target (EdDSA-MTB1: one signature per batch, audit line per batch)
 #   2. idmint GET /.well-known/jwks.json and discovery (no signature needed)
 #   3. h2o (one thread) and nginx (one worker) serving a fixed 300-byte body over h2c
 #   4. the bare signing rate of the same number of threads (bench/bm_net BM_net_jwt_mint)
@@ -26,7 +27,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$T"; }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 100); do curl -sf --http2-prior-knowledge "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "h2load.sh: $1 did not come up" >&2; exit 1; }
+wait_up() { for _ in $(seq 1 300); do curl -sf --http2-prior-knowledge "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "h2load.sh: $1 did not come up" >&2; for f in "$T"/*.err; do tail -n 3 "$f" >&2; done; exit 1; }
 
 # --- idmint
 P=$(port)
@@ -52,14 +53,20 @@ target "db" {
   audience "spiffe://bench/db"
   ttl 5m
 }
+target "db-batch" {
+  audience "spiffe://bench/db-batch"
+  format batch
+  ttl 5m
+}
 permit "payments" {
   client trust == "bench" and claims.team == "payments"
-  target "db"
+  target "db", "db-batch"
   scope "db.read"
 }
 CONF
 printf 'grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt&audience=db&subject_token=%s' \
   "$(cat "$T/subject.jwt")" > "$T/form"
+sed 's/audience=db&/audience=db-batch\&/' "$T/form" > "$T/form-batch"
 taskset -c "$SERVER_CPUS" "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/idmint.err" &
 pids+=($!)
 wait_up "http://127.0.0.1:$P/healthz"
@@ -90,6 +97,8 @@ PY
 }
 form=(-d "$T/form" -H 'content-type: application/x-www-form-urlencoded')
 read -r tok_rps tok_p50 tok_p99 tok_ok < <(run token "http://127.0.0.1:$P/v1/token" "${form[@]}")
+formb=(-d "$T/form-batch" -H 'content-type: application/x-www-form-urlencoded')
+read -r btok_rps btok_p50 btok_p99 btok_ok < <(run btoken "http://127.0.0.1:$P/v1/token" "${formb[@]}")
 read -r jwks_rps jwks_p50 jwks_p99 _ < <(run jwks "http://127.0.0.1:$P/.well-known/jwks.json")
 read -r disc_rps disc_p50 disc_p99 _ < <(run disc "http://127.0.0.1:$P/.well-known/openid-configuration")
 # 80% of the maximum token rate, spread over the 16 clients
@@ -104,7 +113,9 @@ head -c 300 /dev/zero | tr '\0' x > "$T/www/body"
 h2o_rps=0 h2o_p99=nan nginx_rps=0 nginx_p99=nan
 if command -v h2o >/dev/null; then
   HP=$(port)
+  # As root h2o would switch to "nobody", which cannot write into the 0700 scratch dir.
   cat > "$T/h2o.conf" <<CONF
+user: $(id -un)
 listen:
   host: 127.0.0.1
   port: $HP
@@ -126,6 +137,7 @@ fi
 if command -v nginx >/dev/null; then
   NP=$(port)
   cat > "$T/nginx.conf" <<CONF
+user $(id -un);
 worker_processes 1;
 daemon off;
 pid $T/nginx.pid;
@@ -133,6 +145,8 @@ error_log $T/nginx.err;
 events { worker_connections 1024; }
 http {
   access_log off;
+  keepalive_requests 100000000;  # else nginx closes each h2c connection after 1000 requests
+                                 # and h2load, which does not reconnect, measures nothing
   client_body_temp_path $T/nginx-body;
   server {
     listen 127.0.0.1:$NP http2;
@@ -167,6 +181,7 @@ h2load -c 16 -m 32 -t 1 -D $DUR (warm-up 1s); server cores $SERVER_CPUS ($thread
 | what | req/s | p50 ms | p99 ms | ratio |
 |---|---:|---:|---:|---|
 | idmint POST /v1/token (jwt, cached attestation) | $tok_rps | $tok_p50 | $tok_p99 | $(ratio "$tok_rps" "$sign_rps") of bare signing |
+| idmint POST /v1/token (batch profile EdDSA-MTB1, cached attestation, audit line) | $btok_rps | $btok_p50 | $btok_p99 | $(ratio "$btok_rps" "$h2o_rps") of h2o |
 | idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_p50 | $tok80_p99 | |
 | idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_p50 | $jwks_p99 | $(ratio "$jwks_rps" "$h2o_rps") of h2o |
 | idmint GET /.well-known/openid-configuration | $disc_rps | $disc_p50 | $disc_p99 | $(ratio "$disc_rps" "$h2o_rps") of h2o |

@@ -25,6 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     return 0;
   }
+  /* every rule prints back, terminated, within its buffer */
+  for (uint32_t r = 0; r < pol_config_rule_count(c); r++) {
+    char buf[300];
+    size_t n = pol_rule_format(c, r, buf, sizeof buf);
+    if (n >= sizeof buf || strlen(buf) != n)
+      abort();
+  }
   /* requests: every string of the file as every attribute value, for every target */
   uint32_t nt = pol_config_target_count(c);
   for (uint32_t s = 0; s < c->strs_n && s < 64; s++) {
@@ -47,6 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           memcmp(a.rules, b.rules, a.rule_count * sizeof a.rules[0]) != 0 ||
           strcmp(a.scope, b.scope) != 0)
         abort();
+      if (a.outcome == POL_DENY_DEFAULT && t < nt) {
+        pol_explain_t ex;
+        pol_explain_closest(c, &cl, t, &ctx, &ex);
+        if (ex.rule != UINT32_MAX && (ex.held >= ex.total || strlen(ex.failed) >= sizeof ex.failed))
+          abort();
+      }
     }
   }
   pol_config_free(c);

@@ -3,7 +3,8 @@
  * Conditions are printed back in the language's own syntax from the compiled nodes (the
  * source text is not kept). For a default deny, the closest permit is the one for the
  * requested target with the fewest failing top-level conditions (target, then each
- * conjunct of client, then each of when), ties going to the rule written first; its
+ * conjunct of client, then each of when), then the most that held, then the rule written
+ * first; its
  * first failing condition is what explain reports. */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -228,7 +229,8 @@ void pol_explain_closest(const pol_config_t *cfg, const pol_client_t *client, ui
           first = parts[j];
         fail++;
       }
-    if (fail == 0 || fail >= best_fail)
+    uint32_t held = n + 1 - fail;
+    if (fail == 0 || fail > best_fail || (fail == best_fail && held <= out->held))
       continue; /* a matching permit is not "closest": it matched */
     best_fail = fail;
     out->rule = i;

@@ -84,7 +84,8 @@ typedef struct parser {
 } parser_t;
 
 /* ---- diagnostics ------------------------------------------------------------------ */
-static void verr(parser_t *p, pos_t at, const char *fmt, va_list ap) {
+__attribute__((format(printf, 3, 0))) static void verr(parser_t *p, pos_t at, const char *fmt,
+                                                     va_list ap) {
   p->nerr++;
   if (!p->diag || p->oom) /* after running out of memory, that is the one error to tell */
     return;
@@ -93,19 +94,28 @@ static void verr(parser_t *p, pos_t at, const char *fmt, va_list ap) {
     return;
   char msg[256];
   vsnprintf(msg, sizeof msg, fmt, ap);
-  size_t ls = at.off > p->len ? p->len : at.off;
+  size_t off = at.off > p->len ? p->len : at.off;
+  size_t ls = off;
   while (ls > 0 && p->src[ls - 1] != '\n')
     ls--;
+  /* a long line is shown as a window around the column, so the caret stays under it */
+  bool cut = off - ls > 100;
+  if (cut)
+    ls = off - 60;
   size_t le = ls;
-  while (le < p->len && p->src[le] != '\n' && le - ls < 160)
+  while (le < p->len && p->src[le] != '\n' && le - ls < 150)
     le++;
   char line[161], caret[161];
-  size_t n = 0;
+  size_t n = 0, cn = 0;
+  if (cut) {
+    memcpy(line, "...", 3);
+    memcpy(caret, "   ", 3);
+    n = cn = 3;
+  }
   for (size_t i = ls; i < le; i++)
     line[n++] = (p->src[i] == '\t' || isprint((unsigned char)p->src[i])) ? p->src[i] : '?';
   line[n] = 0;
-  size_t cn = 0;
-  for (size_t i = ls; i < ls + (at.col ? at.col - 1 : 0) && cn < 159; i++)
+  for (size_t i = ls; i < off && cn < 159; i++)
     caret[cn++] = (i < le && p->src[i] == '\t') ? '\t' : ' ';
   caret[cn++] = '^';
   caret[cn] = 0;

@@ -204,7 +204,8 @@ void pol_eval(const pol_config_t *cfg, const pol_client_t *client, uint32_t targ
 /* ---- explaining (slow path: CLI, logs; may take time linear in the rules) ----------- */
 typedef struct pol_explain {
   uint32_t rule;      /* the closest permit: fewest failing top-level conditions for this
-                         target, ties to the first written; UINT32_MAX if no permit failed */
+                         target, then most that held, then the first written; UINT32_MAX
+                         if no permit failed */
   uint32_t held;      /* its top-level conditions that held (its target list counts as one) */
   uint32_t total;     /* all of its top-level conditions */
   char failed[512];   /* the first that did not hold, in the language's syntax */

@@ -67,10 +67,17 @@ bool pol_parse_number(const char *s, size_t n, double *out) {
   }
   if (i != n)
     return false;
-  char buf[40];
-  memcpy(buf, s, n);
-  buf[n] = 0;
-  *out = strtod(buf, NULL);
+  /* by hand, not strtod: no locale (a ',' decimal point) and nothing that might allocate;
+   * literals and request values go through the same code, so they compare consistently */
+  double v = 0, scale = 1;
+  size_t j = d0;
+  for (; j < n && s[j] != '.'; j++)
+    v = v * 10 + (s[j] - '0');
+  for (j++; j < n; j++) {
+    scale /= 10;
+    v += (s[j] - '0') * scale;
+  }
+  *out = s[0] == '-' ? -v : v;
   return true;
 }
 

@@ -11,7 +11,9 @@ for bin in "$dir"/fuzz/fuzz_*; do
   mkdir -p "$dir/corpus/$name"
   cp -n "$src/fuzz/corpus/$name"/* "$dir/corpus/$name/" 2>/dev/null || true
   echo "== fuzz $name for ${secs}s"
-  "$bin" -max_total_time="$secs" -artifact_prefix="$dir/artifacts/$name-" \
+  dict=()
+  [ -f "$src/fuzz/$name.dict" ] && dict=(-dict="$src/fuzz/$name.dict")
+  "$bin" -max_total_time="$secs" -artifact_prefix="$dir/artifacts/$name-" "${dict[@]}" \
          "$dir/corpus/$name" || status=1
 done
 exit $status

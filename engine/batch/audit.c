@@ -621,6 +621,36 @@ out:
   return err;
 }
 
+/* Reads one line (without its '\n') into *buf, growing it up to
+ * IDM_AUDIT_LINE_MAX_BYTES + 1 bytes: a hostile log cannot make the verifier hold more.
+ * Returns the length, -1 at end of file, -2 for an overlong line; *nl says whether the
+ * line ended with '\n'. */
+static ssize_t line_read(FILE *f, char **buf, size_t *cap, bool *nl) {
+  size_t n = 0;
+  int c;
+  *nl = false;
+  while ((c = getc_unlocked(f)) != EOF) {
+    if (c == '\n') {
+      *nl = true;
+      break;
+    }
+    if (n + 1 >= *cap) {
+      if (*cap > IDM_AUDIT_LINE_MAX_BYTES)
+        return -2;
+      size_t nc = *cap ? *cap * 2 : 65536;
+      char *p = realloc(*buf, nc);
+      if (!p)
+        return -2;
+      *buf = p;
+      *cap = nc;
+    }
+    (*buf)[n++] = (char)c;
+  }
+  if (n == 0 && !*nl)
+    return -1;
+  return (ssize_t)n;
+}
+
 idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path, uint64_t *bad_line,
                                 idm_why_t *why) {
   *bad_line = 0;
@@ -630,17 +660,24 @@ idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path, uint6
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
+  bool nl;
   idm_err_t err = IDM_OK;
   uint64_t no = 0;
-  while ((n = getline(&line, &cap, f)) > 0) {
+  while ((n = line_read(f, &line, &cap, &nl)) != -1) {
     no++;
-    if (line[n - 1] != '\n') {
+    if (n == -2) {
+      *bad_line = no;
+      err = idm_fail(why, IDM_ERR_AUDIT_LINE, "line exceeds the %d-byte limit",
+                     IDM_AUDIT_LINE_MAX_BYTES);
+      break;
+    }
+    if (!nl) {
       *bad_line = no;
       err = idm_fail(why, IDM_ERR_AUDIT_TORN, "line is incomplete (%zd bytes, no newline): torn "
                      "write or truncated log", n);
       break;
     }
-    if ((err = idm_audit_verify_line(v, line, (size_t)n - 1, why))) {
+    if ((err = idm_audit_verify_line(v, line, (size_t)n, why))) {
       *bad_line = no;
       break;
     }

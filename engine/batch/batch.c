@@ -37,6 +37,8 @@
  * bytes; a single entry may use up to IDM_AUDIT_ENTRY_MAX_BYTES). */
 #define ENTRY_AVG_BYTES 1024
 #define LINE_TAIL_MAX 64
+/* The head holds ~400 bytes of fixed fields plus the escaped issuer. */
+_Static_assert(6 * IDM_BATCH_ISS_MAX + 400 <= IDM_AUDIT_HEAD_MAX_BYTES, "line head fits the issuer");
 
 typedef struct bitem {
   char *out;
@@ -102,6 +104,8 @@ idm_err_t idm_batch_new(idm_batch_t **out, const idm_batch_opts_t *opts, idm_why
                     IDM_BATCH_ITEMS_MAX);
   if (opts->log && !opts->iss)
     return idm_fail(why, IDM_ERR_INVALID_ARG, "a batcher with an audit log needs the issuer");
+  if (opts->iss && strlen(opts->iss) > IDM_BATCH_ISS_MAX)
+    return idm_fail(why, IDM_ERR_INVALID_ARG, "issuer longer than %d bytes", IDM_BATCH_ISS_MAX);
   idm_batch_t *b = calloc(1, sizeof *b);
   if (!b)
     return idm_fail(why, IDM_ERR_NOMEM, "out of memory for the batcher");

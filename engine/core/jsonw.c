@@ -109,6 +109,18 @@ size_t idm_json_escape(char *out, size_t cap, const char *str, size_t len) {
   size_t i = 0;
   while (i < len) {
     size_t run = i;
+    /* Eight bytes at a time while none of them needs escaping (SWAR: a byte < 0x20,
+     * >= 0x80, '"' or '\\' sets its lane's high bit), then byte by byte. */
+    while (run + 8 <= len) {
+      uint64_t x;
+      memcpy(&x, s + run, 8);
+      const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+      uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+      uint64_t bad = ((x - ones * 0x20) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
+      if (bad)
+        break;
+      run += 8;
+    }
     while (run < len && json_plain[s[run]])
       run++;
     if (run > i) {

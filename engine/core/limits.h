@@ -155,8 +155,11 @@ _Static_assert((IDM_NET_RECV_BUFS & (IDM_NET_RECV_BUFS - 1)) == 0, "buffer ring 
 /* Bytes of one audit entry (subject, trust, target, audience, scope, jti, rules, reason
  * escaped); an entry that does not fit is recorded truncated with "trunc":true. */
 #define IDM_AUDIT_ENTRY_MAX_BYTES 3072
-/* Bytes of an audit line outside its entries (sequence, kid, root, signature, chain). */
-#define IDM_AUDIT_HEAD_MAX_BYTES 1024
+/* Longest issuer a batcher accepts: it is written (escaped) into every audit line's head. */
+#define IDM_BATCH_ISS_MAX 256
+/* Bytes of an audit line outside its entries (sequence, kid, root, signature, chain, and
+ * the issuer escaped: up to 6 x IDM_BATCH_ISS_MAX). */
+#define IDM_AUDIT_HEAD_MAX_BYTES 2048
 /* Longest audit line the verifier reads: a full batch of full entries. Bounds memory
  * when reading a hostile log. */
 #define IDM_AUDIT_LINE_MAX_BYTES (IDM_BATCH_ITEMS_MAX * IDM_AUDIT_ENTRY_MAX_BYTES + IDM_AUDIT_HEAD_MAX_BYTES)

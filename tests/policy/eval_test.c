@@ -279,3 +279,51 @@ Test(eval, index_edge_shapes) {
   agree_on(buf, &c, "t4999", POL_ALLOW, 1);
   free(buf);
 }
+
+Test(eval, explain_closest_and_format) {
+  char buf[512];
+  pol_rule_format(cfg, 0, buf, sizeof buf);
+  cr_assert_str_eq(buf, "permit \"api\" { client trust == \"k8s\" and namespace == \"payments\" and "
+                        "service_account in [\"api\", \"worker\"]; target \"db\", \"cache\"; "
+                        "scope \"db.read db.write\"; ttl 120s; }");
+  pol_rule_format(cfg, 2, buf, sizeof buf);
+  cr_assert_str_eq(buf, "permit \"office\" { client trust == \"gh\" and repository == \"corp/app\"; "
+                        "target any; when source_ip in [10.0.0.0/8, fd00::/8] and time in "
+                        "22:00..06:00 and day in [mon, fri]; }");
+  pol_rule_format(cfg, 0, buf, 10); /* cut, still terminated */
+  cr_assert_eq(strlen(buf), 9);
+
+  pol_client_t c = k8s("billing", "api");
+  pol_context_t ctx = {0};
+  pol_explain_t ex;
+  pol_explain_closest(cfg, &c, target("db"), &ctx, &ex);
+  cr_assert_str_eq(pol_config_rule_name(cfg, ex.rule), "api"); /* ties go to the first */
+  cr_assert_str_eq(ex.failed, "namespace == \"payments\"");
+  cr_assert_eq(ex.held, 3);
+  cr_assert_eq(ex.total, 4);
+  c = k8s("payments", "api");
+  /* "api" fails only its target list; "posture" fails both posture tests */
+  pol_explain_closest(cfg, &c, target("other"), &ctx, &ex);
+  cr_assert_str_eq(pol_config_rule_name(cfg, ex.rule), "api");
+  cr_assert_str_eq(ex.failed, "target \"other\" is not one of the rule's targets");
+  pol_kv_t posture[] = {{S("score"), S("9")}};
+  ctx.posture = posture;
+  ctx.posture_count = 1;
+  pol_explain_closest(cfg, &c, target("other"), &ctx, &ex);
+  cr_assert_str_eq(pol_config_rule_name(cfg, ex.rule), "api");
+  c.attr[POL_A_NAMESPACE] = S("billing"); /* now api fails twice, posture once */
+  pol_explain_closest(cfg, &c, target("other"), &ctx, &ex);
+  cr_assert_str_eq(pol_config_rule_name(cfg, ex.rule), "posture");
+  cr_assert_str_eq(ex.failed, "posture.disk == \"enc\"");
+}
+
+Test(number, strict_decimal_without_locale) {
+  double v;
+  cr_assert(pol_parse_number("7.5", 3, &v) && v == 7.5);
+  cr_assert(pol_parse_number("-0.25", 5, &v) && v == -0.25);
+  cr_assert(pol_parse_number("1000", 4, &v) && v == 1000);
+  const char *bad[] = {"", "1e3", ".5", "5.", "--1", "1,5", "0x10", " 1", "1 ", "+1", "-"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    cr_assert_not(pol_parse_number(bad[i], strlen(bad[i]), &v), "accepted '%s'", bad[i]);
+  cr_assert_not(pol_parse_number("123456789012345678901234567890123", 33, &v)); /* > 32 */
+}

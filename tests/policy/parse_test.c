@@ -363,3 +363,18 @@ Test(parse, hostile_bytes) {
   cr_assert_not_null(c); /* an empty file is a valid (deny-everything) configuration */
   pol_config_free(c);
 }
+
+Test(parse, caret_stays_under_the_column_of_a_long_line) {
+  char src[600] = "target \"t\" { audience \"";
+  for (int i = 0; i < 300; i++)
+    strcat(src, "a");
+  strcat(src, "\" ttl 5 }");
+  pol_diag_t *d = bad(src);
+  /* the error is at "ttl" (column 326): the line is shown from 60 bytes before it */
+  cr_assert(strstr(d->text[0], ":1:326: unexpected 'ttl'"), "%s", d->text[0]);
+  const char *line = strchr(d->text[0], '\n') + 1, *caret = strchr(line, '\n') + 1;
+  cr_assert_eq(strncmp(line, "...", 3), 0);
+  size_t col = strlen(caret) - 1;
+  cr_assert_eq(caret[col], '^');
+  cr_assert_eq(strncmp(line + col, "ttl", 3), 0, "caret not under the token:\n%s", d->text[0]);
+}

@@ -45,7 +45,7 @@ typedef struct pg_buf {
   size_t n, cap;
 } pg_buf_t;
 
-static inline void pg_put(pg_buf_t *b, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static inline void pg_put(pg_buf_t *b, const char *fmt, ...) {
   va_list ap;
   for (;;) {
     va_start(ap, fmt);
