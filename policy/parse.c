@@ -358,12 +358,10 @@ static uint32_t u32_push(parser_t *p, const uint32_t *v, uint32_t n) {
 static uint32_t node_new(parser_t *p, pos_t at, uint8_t op, uint8_t src, uint16_t attr,
                          uint32_t name, uint32_t a, uint32_t b) {
   pol_config_t *c = p->c;
-  uint32_t cap = c->nodes_cap;
   if (!pol_grow((void **)&c->nodes, &c->nodes_cap, (uint64_t)c->nodes_n + 1, sizeof *c->nodes)) {
     oom(p);
     return POL_NONE;
   }
-  (void)cap;
   if (!pol_grow((void **)&p->npos, &p->npos_cap, (uint64_t)c->nodes_n + 1, sizeof *p->npos)) {
     oom(p);
     return POL_NONE;
@@ -737,8 +735,9 @@ static bool open_block(parser_t *p, const char *what) {
   return true;
 }
 
-/* Common loop: calls item(p, key index) for every statement; handles unknown keys,
- * duplicates and recovery. Returns false at end of file without '}'. */
+/* Common loop of a block's body: calls item(p, key index, ud) for every statement, and
+ * handles unknown keys, duplicates (positions in seen[]), statement ends and recovery.
+ * Consumes the closing '}'; reports a block left open at the end of the file. */
 typedef bool (*item_fn)(parser_t *p, int key, void *ud);
 static void block_body(parser_t *p, const char *what, pos_t opened, const char *const *keys,
                        item_fn item, void *ud, pos_t *seen) {

@@ -84,7 +84,9 @@ static const char *const pg_kind_of_trust[] = {"kubernetes", "kubernetes", "gith
                                                 "oidc"};
 
 static inline void pg_strlist(polgen_t *g, pg_buf_t *b, const char *const *pool, size_t n) {
-  uint32_t k = 1 + pg_u(g, 3);
+  /* now and then a long list, so that a rule's key combinations exceed the expansion
+   * bound and some attributes stay at the leaf */
+  uint32_t k = pg_u(g, 8) ? 1 + pg_u(g, 3) : 1 + pg_u(g, 9);
   pg_put(b, "[");
   for (uint32_t i = 0; i < k; i++)
     pg_put(b, "%s\"%s\"", i ? ", " : "", pool[pg_u(g, (uint32_t)n)]);
