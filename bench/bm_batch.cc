@@ -8,6 +8,9 @@
 //   BM_batch_mint_batch_audit/N  the same plus the audit line (one entry per credential,
 //                              hashed and chained) written to a file (fsync none)
 //   BM_batch_mint_jwt_audit/N  jwt profile through the batcher with the audit line
+//   BM_batch_verify_batch      verifying batch tokens (verify.h) from batches of 256: leaf,
+//                              path, and the batch signature from the verifier's cache
+//   BM_batch_verify_jwt        verifying jwt-profile tokens: one signature check each
 //   BM_batch_pipeline/N        the whole in-process issuance path per request: cached
 //                              attestation of a Kubernetes service-account token, policy
 //                              decision, claims, batch-profile mint and encode, audit line
@@ -33,6 +36,7 @@ extern "C" {
 #include "batch/batch.h"
 #include "core/json.h"
 #include "crypto/jwt.h"
+#include "idmint/verify.h"
 #include "crypto/keys.h"
 }
 
@@ -172,6 +176,61 @@ void BM_batch_mint_jwt_audit(benchmark::State &st) { run_batcher(st, IDM_PROFILE
 BENCHMARK(BM_batch_mint_batch)->Arg(1)->Arg(16)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
 BENCHMARK(BM_batch_mint_batch_audit)->Arg(1)->Arg(16)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
 BENCHMARK(BM_batch_mint_jwt_audit)->Arg(64);
+
+// ---- verification -------------------------------------------------------------------
+
+void run_verify(benchmark::State &st, idm_profile_t prof) {
+  const size_t n = 256;
+  idm_batch_opts_t o = {};
+  o.key = env().ed;
+  o.items_max = n;
+  idm_batch_t *b;
+  idm_why_t why = {{0}};
+  if (idm_batch_new(&b, &o, &why))
+    abort();
+  std::vector<char> out(n * IDM_TOKEN_MAX);
+  std::vector<size_t> len(n);
+  Claims cl;
+  cl.c.iat = cl.c.nbf = 1800000000;
+  cl.c.exp = cl.c.iat + 600;
+  for (size_t i = 0; i < n; i++) {
+    idm_batch_item_t it = {};
+    it.allow = true;
+    it.profile = prof;
+    it.key = prof == IDM_PROFILE_JWT ? env().ed : nullptr;
+    it.claims = cl.next();
+    it.out = &out[i * IDM_TOKEN_MAX];
+    it.out_cap = IDM_TOKEN_MAX;
+    it.out_len = &len[i];
+    if (idm_batch_add(b, &it, &why))
+      abort();
+  }
+  if (idm_batch_seal_sync(b, nullptr, nullptr, nullptr, &why))
+    abort();
+  size_t jl;
+  const char *jwks = idm_keyring_jwks_json(env().kr, &jl);
+  idm_verify_opts_t vo = {};
+  vo.now_s = 1800000010;
+  char reason[IDM_VERIFY_REASON_LEN];
+  idm_verifier_t *v = idm_verifier_new(jwks, jl, &vo, reason);
+  if (!v)
+    abort();
+  size_t i = 0;
+  for (auto _ : st) {
+    if (idm_verify_token(v, &out[i * IDM_TOKEN_MAX], len[i], 0, nullptr, nullptr, 0, reason)) {
+      st.SkipWithError(reason);
+      break;
+    }
+    i = (i + 1) % n;
+  }
+  st.SetItemsProcessed(st.iterations());
+  idm_verifier_free(v);
+  idm_batch_free(b);
+}
+void BM_batch_verify_batch(benchmark::State &st) { run_verify(st, IDM_PROFILE_BATCH); }
+void BM_batch_verify_jwt(benchmark::State &st) { run_verify(st, IDM_PROFILE_JWT); }
+BENCHMARK(BM_batch_verify_batch);
+BENCHMARK(BM_batch_verify_jwt);
 
 // ---- the whole issuance path ------------------------------------------------------------
 

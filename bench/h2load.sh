@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark over h2c with h2load (-c 16 -m 32), server and load generator pinned to
 # different cores:
-#   1. idmint POST /v1/token (token exchange, cached attestation, jwt profile), and the same
-#      for a batch-profile target (EdDSA-MTB1: one signature per batch, audit line per batch)
+#   1. idmint POST /v1/token (token exchange, cached attestation), jwt and batch profiles
 #   2. idmint GET /.well-known/jwks.json and discovery (no signature needed)
 #   3. h2o (one thread) and nginx (one worker) serving a fixed 300-byte body over h2c
 #   4. the bare signing rate of the same number of threads (bench/bm_net BM_net_jwt_mint)
@@ -27,7 +26,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$T"; }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 300); do curl -sf --http2-prior-knowledge "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "h2load.sh: $1 did not come up" >&2; for f in "$T"/*.err; do tail -n 3 "$f" >&2; done; exit 1; }
+wait_up() { for _ in $(seq 1 100); do curl -sf --http2-prior-knowledge "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "h2load.sh: $1 did not come up" >&2; exit 1; }
 
 # --- idmint
 P=$(port)
@@ -42,6 +41,8 @@ server {
   issuer  "http://127.0.0.1:$P"
   keys    "keys"
   threads $threads
+  audit   "audit.log"
+  fsync   ${BENCH_FSYNC:-batch}
 }
 trust "bench" {
   kind oidc
@@ -53,67 +54,78 @@ target "db" {
   audience "spiffe://bench/db"
   ttl 5m
 }
-target "db-batch" {
-  audience "spiffe://bench/db-batch"
+target "cache" {
+  audience "spiffe://bench/cache"
   format batch
   ttl 5m
 }
 permit "payments" {
   client trust == "bench" and claims.team == "payments"
-  target "db", "db-batch"
+  target "db", "cache"
   scope "db.read"
 }
 CONF
 printf 'grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt&audience=db&subject_token=%s' \
   "$(cat "$T/subject.jwt")" > "$T/form"
-sed 's/audience=db&/audience=db-batch\&/' "$T/form" > "$T/form-batch"
+sed 's/audience=db/audience=cache/' "$T/form" > "$T/form-batch"
 taskset -c "$SERVER_CPUS" "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/idmint.err" &
 pids+=($!)
 wait_up "http://127.0.0.1:$P/healthz"
-curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form" \
-  -H 'content-type: application/x-www-form-urlencoded' | grep -q access_token ||
+v=$(curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form" \
+  -H 'content-type: application/x-www-form-urlencoded' || true)
+grep -q access_token <<< "$v" ||
   { echo "h2load.sh: token exchange does not work" >&2; cat "$T/idmint.err" >&2; exit 1; }
 
-# run NAME URL [h2load args]: prints "req/s p50_ms p99_ms succeeded" and keeps the output
+# CPU ticks (user + system, all threads) of a process.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+# run NAME PID URL [h2load args]: prints "req/s p50_ms p99_ms non2xx req_per_cpu_s" and keeps
+# the output. req_per_cpu_s divides the requests by the server's CPU seconds during the run,
+# which stays comparable when other work shares the machine (wall req/s does not).
 run() {
-  local name=$1 url=$2
-  shift 2
+  local name=$1 pid=$2 url=$3
+  shift 3
+  local t0 t1
+  t0=$(ticks "$pid")
   taskset -c "$CLIENT_CPUS" h2load -c 16 -m 32 -t 1 -D "$DUR" --warm-up-time 1s \
     --log-file "$T/$name.log" "$@" "$url" > "$T/$name.out" 2>&1 || true
-  local rps ok
+  t1=$(ticks "$pid")
+  local rps bad
   rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$T/$name.out")
-  ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$T/$name.out")
-  python3 - "$T/$name.log" "${rps:-0}" "${ok:-0}" <<'PY'
+  bad=$(sed -n 's/^status codes: [0-9]* 2xx, \([0-9]*\) 3xx, \([0-9]*\) 4xx, \([0-9]*\) 5xx.*/\1 \2 \3/p' "$T/$name.out" | awk '{print $1+$2+$3}')
+  python3 - "$T/$name.log" "${rps:-0}" "${bad:-0}" "$t0" "$t1" "$HZ" <<'PY'
 import sys
 d = []
 for line in open(sys.argv[1]):
     f = line.split('\t')
     if len(f) >= 3 and f[1] == '200':
         d.append(int(f[2]))
+n = len(d)  # the log covers the whole run including warm-up
 d.sort()
 pct = lambda p: d[min(len(d) - 1, int(len(d) * p))] / 1000.0 if d else float('nan')
-print(f"{float(sys.argv[2]):.0f} {pct(0.5):.3f} {pct(0.99):.3f} {sys.argv[3]}")
+cpu_s = (float(sys.argv[5]) - float(sys.argv[4])) / float(sys.argv[6])
+per_cpu = n / cpu_s if cpu_s > 0 else 0
+print(f"{float(sys.argv[2]):.0f} {pct(0.5):.3f} {pct(0.99):.3f} {sys.argv[3]} {per_cpu:.0f}")
 PY
 }
 form=(-d "$T/form" -H 'content-type: application/x-www-form-urlencoded')
-read -r tok_rps tok_p50 tok_p99 tok_ok < <(run token "http://127.0.0.1:$P/v1/token" "${form[@]}")
-formb=(-d "$T/form-batch" -H 'content-type: application/x-www-form-urlencoded')
-read -r btok_rps btok_p50 btok_p99 btok_ok < <(run btoken "http://127.0.0.1:$P/v1/token" "${formb[@]}")
-read -r jwks_rps jwks_p50 jwks_p99 _ < <(run jwks "http://127.0.0.1:$P/.well-known/jwks.json")
-read -r disc_rps disc_p50 disc_p99 _ < <(run disc "http://127.0.0.1:$P/.well-known/openid-configuration")
+IP=${pids[0]}
+read -r tok_rps tok_p50 tok_p99 tok_bad tok_cpu < <(run token "$IP" "http://127.0.0.1:$P/v1/token" "${form[@]}")
+read -r btok_rps btok_p50 btok_p99 btok_bad btok_cpu < <(run btok "$IP" "http://127.0.0.1:$P/v1/token" -d "$T/form-batch" -H 'content-type: application/x-www-form-urlencoded')
+read -r jwks_rps jwks_p50 jwks_p99 jwks_bad jwks_cpu < <(run jwks "$IP" "http://127.0.0.1:$P/.well-known/jwks.json")
+read -r disc_rps disc_p50 disc_p99 disc_bad disc_cpu < <(run disc "$IP" "http://127.0.0.1:$P/.well-known/openid-configuration")
 # 80% of the maximum token rate, spread over the 16 clients
 rps80=$(python3 -c "print(max(1, int($tok_rps * 0.8 / 16)))")
-read -r tok80_rps tok80_p50 tok80_p99 _ < <(run token80 "http://127.0.0.1:$P/v1/token" "${form[@]}" --rps "$rps80")
+read -r tok80_rps tok80_p50 tok80_p99 tok80_bad tok80_cpu < <(run token80 "$IP" "http://127.0.0.1:$P/v1/token" "${form[@]}" --rps "$rps80")
 sends=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_sends_total \([0-9]*\)/\1/p')
 reqs=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_http_request_duration_seconds_count \([0-9]*\)/\1/p')
 
 # --- h2o and nginx: a fixed 300-byte body over h2c
 mkdir -p "$T/www"
 head -c 300 /dev/zero | tr '\0' x > "$T/www/body"
-h2o_rps=0 h2o_p99=nan nginx_rps=0 nginx_p99=nan
+h2o_rps=0 h2o_p99=nan h2o_cpu=0 nginx_rps=0 nginx_p99=nan nginx_cpu=0
 if command -v h2o >/dev/null; then
   HP=$(port)
-  # As root h2o would switch to "nobody", which cannot write into the 0700 scratch dir.
   cat > "$T/h2o.conf" <<CONF
 user: $(id -un)
 listen:
@@ -132,13 +144,13 @@ CONF
   taskset -c "$SERVER_CPUS" h2o -c "$T/h2o.conf" >/dev/null 2>&1 &
   pids+=($!)
   wait_up "http://127.0.0.1:$HP/body"
-  read -r h2o_rps _ h2o_p99 _ < <(run h2o "http://127.0.0.1:$HP/body")
+  read -r h2o_rps _ h2o_p99 _ h2o_cpu < <(run h2o "${pids[-1]}" "http://127.0.0.1:$HP/body")
 fi
 if command -v nginx >/dev/null; then
   NP=$(port)
   cat > "$T/nginx.conf" <<CONF
-user $(id -un);
 worker_processes 1;
+user $(id -un);
 daemon off;
 pid $T/nginx.pid;
 error_log $T/nginx.err;
@@ -146,7 +158,6 @@ events { worker_connections 1024; }
 http {
   access_log off;
   keepalive_requests 100000000;  # else nginx closes each h2c connection after 1000 requests
-                                 # and h2load, which does not reconnect, measures nothing
   client_body_temp_path $T/nginx-body;
   server {
     listen 127.0.0.1:$NP http2;
@@ -157,19 +168,21 @@ CONF
   taskset -c "$SERVER_CPUS" nginx -c "$T/nginx.conf" -p "$T" >/dev/null 2>&1 &
   pids+=($!)
   wait_up "http://127.0.0.1:$NP/body"
-  read -r nginx_rps _ nginx_p99 _ < <(run nginx "http://127.0.0.1:$NP/body")
+  nw=$(pgrep -P "${pids[-1]}" | head -1)
+  read -r nginx_rps _ nginx_p99 _ nginx_cpu < <(run nginx "${nw:-${pids[-1]}}" "http://127.0.0.1:$NP/body")
 fi
 
 # --- bare signing rate of the same number of threads
 sign_rps=0
 if [ -x "$BM_NET" ]; then
+  bm=()
   for i in $(seq 1 "$threads"); do
     cpu=$(taskset -c "$SERVER_CPUS" python3 -c "import os; print(sorted(os.sched_getaffinity(0))[$((i - 1))])")
     taskset -c "$cpu" "$BM_NET" --benchmark_filter='BM_net_jwt_mint$' --benchmark_min_time=1 \
       --benchmark_format=json > "$T/sign$i.json" 2>/dev/null &
+    bm+=($!)
   done
-  wait_sign() { for i in $(seq 1 "$threads"); do while [ ! -s "$T/sign$i.json" ] || ! grep -q '"benchmarks"' "$T/sign$i.json"; do sleep 0.2; done; done; }
-  sleep 1.5; wait_sign; sleep 0.5
+  for p in "${bm[@]}"; do wait "$p"; done
   sign_rps=$(python3 -c "
 import json,sys
 print(int(sum(json.load(open('$T/sign%d.json' % i))['benchmarks'][0]['items_per_second'] for i in range(1, $threads + 1))))")
@@ -177,16 +190,18 @@ fi
 
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}' if b else 'n/a')"; }
 cat <<OUT
-h2load -c 16 -m 32 -t 1 -D $DUR (warm-up 1s); server cores $SERVER_CPUS ($threads thread(s)), h2load cores $CLIENT_CPUS
-| what | req/s | p50 ms | p99 ms | ratio |
-|---|---:|---:|---:|---|
-| idmint POST /v1/token (jwt, cached attestation) | $tok_rps | $tok_p50 | $tok_p99 | $(ratio "$tok_rps" "$sign_rps") of bare signing |
-| idmint POST /v1/token (batch profile EdDSA-MTB1, cached attestation, audit line) | $btok_rps | $btok_p50 | $btok_p99 | $(ratio "$btok_rps" "$h2o_rps") of h2o |
-| idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_p50 | $tok80_p99 | |
-| idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_p50 | $jwks_p99 | $(ratio "$jwks_rps" "$h2o_rps") of h2o |
-| idmint GET /.well-known/openid-configuration | $disc_rps | $disc_p50 | $disc_p99 | $(ratio "$disc_rps" "$h2o_rps") of h2o |
-| h2o 2.2 (1 thread), 300-byte file | $h2o_rps | | $h2o_p99 | |
-| nginx 1.22 (1 worker), 300-byte file | $nginx_rps | | $nginx_p99 | $(ratio "$nginx_rps" "$h2o_rps") of h2o |
-| bare jwt mint, $threads thread(s) (bm_net BM_net_jwt_mint) | $sign_rps | | | |
+h2load -c 16 -m 32 -t 1 -D $DUR (warm-up 1s); server cores $SERVER_CPUS ($threads thread(s)), h2load cores $CLIENT_CPUS; audit fsync ${BENCH_FSYNC:-batch}
+req/CPU-s: requests per CPU-second of the server process (comparable under machine load)
+| what | req/s | req/CPU-s | p50 ms | p99 ms | non-2xx | ratio (req/CPU-s) |
+|---|---:|---:|---:|---:|---:|---|
+| idmint POST /v1/token (jwt, cached attestation) | $tok_rps | $tok_cpu | $tok_p50 | $tok_p99 | $tok_bad | $(ratio "$tok_cpu" "$sign_rps") of bare signing |
+| idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_cpu | $tok80_p50 | $tok80_p99 | $tok80_bad | |
+| idmint POST /v1/token (batch profile, cached attestation) | $btok_rps | $btok_cpu | $btok_p50 | $btok_p99 | $btok_bad | $(ratio "$btok_cpu" "$h2o_cpu") of h2o |
+| idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_cpu | $jwks_p50 | $jwks_p99 | $jwks_bad | $(ratio "$jwks_cpu" "$h2o_cpu") of h2o |
+| idmint GET /.well-known/openid-configuration | $disc_rps | $disc_cpu | $disc_p50 | $disc_p99 | $disc_bad | $(ratio "$disc_cpu" "$h2o_cpu") of h2o |
+| h2o 2.2 (1 thread), 300-byte file | $h2o_rps | $h2o_cpu | | $h2o_p99 | | |
+| nginx 1.22 (1 worker), 300-byte file | $nginx_rps | $nginx_cpu | | $nginx_p99 | | $(ratio "$nginx_cpu" "$h2o_cpu") of h2o |
+| bare jwt mint, $threads thread(s) (bm_net BM_net_jwt_mint, per CPU-s) | | $sign_rps | | | | |
 idmint responses per send(2): $(ratio "$reqs" "$sends") ($reqs responses, $sends sends)
+audit log: $("$IDMINT" jwks --dir "$T/keys" > "$T/jwks.json"; "$IDMINT" audit verify "$T/audit.log" --jwks "$T/jwks.json" 2>&1 | tail -1)
 OUT

@@ -157,17 +157,15 @@ static idm_err_t claims_check(const idm_verifier_t *v, const json_t *c, int64_t 
   return IDM_OK;
 }
 
-static idm_err_t verify_batch(idm_verifier_t *v, idm_arena_t *a, const char *tok, size_t len,
-                              const char *d1, const char *d2, int64_t now, idm_verified_t *out,
-                              json_t **claims_json, char *claims_out, size_t claims_cap,
-                              idm_why_t *why) {
+/* h: the token's parsed header (the router already decoded it). */
+static idm_err_t verify_batch(idm_verifier_t *v, idm_arena_t *a, const json_t *h,
+                              const char *tok, size_t len, const char *d1, const char *d2,
+                              int64_t now, idm_verified_t *out, json_t **claims_json,
+                              char *claims_out, size_t claims_cap, idm_why_t *why) {
   idm_err_t e;
-  uint8_t *hdr = NULL, *pl = NULL, *proof = NULL;
-  size_t hl, pll, prl;
-  if ((e = seg_decode(a, tok, (size_t)(d1 - tok), &hdr, &hl, "header", why)))
-    return e;
-  json_t *h = idm_json_parse((const char *)hdr, hl, &e, why);
-  if (!h || !json_is_object(h))
+  uint8_t *pl = NULL, *proof = NULL;
+  size_t pll, prl;
+  if (!json_is_object(h))
     return idm_fail(why, IDM_ERR_BTOKEN_FORMAT, "header is not a JSON object");
   const json_t *typ = json_object_get(h, "typ"), *kid = json_object_get(h, "kid");
   if (json_object_size(h) != 3 || !json_is_string(kid) || !json_is_string(typ) ||
@@ -286,7 +284,7 @@ static idm_err_t verify_any(idm_verifier_t *v, idm_arena_t *a, const char *tok, 
     e = idm_fail(why, IDM_ERR_BTOKEN_FORMAT, "header has no string \"alg\"");
   if (!e) {
     if (!strcmp(json_string_value(alg), IDM_BTOKEN_ALG))
-      e = verify_batch(v, a, tok, len, d1, d2, now, out, claims_json, claims, claims_cap, why);
+      e = verify_batch(v, a, h, tok, len, d1, d2, now, out, claims_json, claims, claims_cap, why);
     else
       e = verify_jwt(v, a, tok, len, now, out, claims_json, claims, claims_cap, why);
   }

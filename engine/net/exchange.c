@@ -77,6 +77,13 @@ static int hexval(uint8_t c) {
 /* Percent-decodes s[0..n) ('+' is a space) into the arena. */
 static idm_err_t form_decode(idm_arena_t *a, const uint8_t *s, size_t n, idm_view_t *out,
                              idm_why_t *why) {
+  /* Most values (tokens, URNs after a client that does not escape ':') need no decoding:
+   * then the view points into the body itself, which outlives the exchange. */
+  if (!memchr(s, '%', n) && !memchr(s, '+', n) && !memchr(s, '\0', n)) {
+    out->ptr = (const char *)s;
+    out->len = (uint32_t)n;
+    return IDM_OK;
+  }
   char *d = idm_arena_alloc(a, n + 1, 1);
   if (!d)
     return idm_fail(why, IDM_ERR_ARENA_FULL, "request too large for the arena");
@@ -118,8 +125,12 @@ static const field_map_t fields[] = {
 };
 
 static idm_view_t *field_slot(idm_exchange_req_t *req, const char *name, size_t n) {
+  static size_t lens[sizeof fields / sizeof fields[0]];
+  if (!lens[0])
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+      lens[i] = strlen(fields[i].name);
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-    if (strlen(fields[i].name) == n && !memcmp(fields[i].name, name, n))
+    if (lens[i] == n && !memcmp(fields[i].name, name, n))
       return (idm_view_t *)((char *)req + fields[i].off);
   return NULL;
 }
@@ -144,8 +155,8 @@ static idm_err_t parse_form(idm_exchange_ctx_t *x, idm_exchange_req_t *req, cons
     if (!slot)
       continue; /* client_id, token_type_hint, ...: not ours to judge */
     if (slot->ptr)
-      return idm_fail(why, IDM_ERR_EXCHANGE_REQUEST, "parameter %s appears more than once",
-                      key.ptr);
+      return idm_fail(why, IDM_ERR_EXCHANGE_REQUEST, "parameter %.*s appears more than once",
+                      (int)key.len, key.ptr);
     const uint8_t *v = eq ? eq + 1 : b + e;
     err = form_decode(&x->arena, v, (size_t)(b + e - v), slot, why);
     if (err)
@@ -430,7 +441,31 @@ idm_err_t idm_exchange_response_json(const idm_exchange_res_t *res, char *out, s
   idm_jsonw_obj_begin(&w);
   if (res->status == 200) {
     idm_jsonw_key(&w, "access_token");
-    idm_jsonw_strn(&w, res->token, res->token_len);
+    /* A token is base64url segments and dots: nothing to escape, so it is copied as is
+     * (checked, so a bug elsewhere cannot produce invalid JSON). */
+    static const uint8_t b64dot[256] = {
+        ['-'] = 1, ['_'] = 1, ['.'] = 1,
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+        ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+        ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
+        ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+        ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+        ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+        ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1};
+    unsigned ok = 1;
+    for (size_t i = 0; i < res->token_len; i++)
+      ok &= b64dot[(uint8_t)res->token[i]];
+    bool safe = ok != 0;
+    char quoted[IDM_TOKEN_MAX + 2];
+    if (safe && res->token_len <= IDM_TOKEN_MAX) {
+      quoted[0] = '"';
+      memcpy(quoted + 1, res->token, res->token_len);
+      quoted[res->token_len + 1] = '"';
+      idm_jsonw_raw(&w, quoted, res->token_len + 2);
+    } else {
+      idm_jsonw_strn(&w, res->token, res->token_len);
+    }
     idm_jsonw_key(&w, "issued_token_type");
     idm_jsonw_str(&w, TT_JWT);
     idm_jsonw_key(&w, "token_type");

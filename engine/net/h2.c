@@ -34,6 +34,8 @@ typedef struct field {
 } field_t;
 
 typedef struct stream {
+  struct stream *prev, *next; /* the session's open streams (nghttp2_session_del does not
+                                 report them closed, so we free them ourselves) */
   int32_t id;
   char *buf;             /* pool: captured names and values */
   size_t buf_len;
@@ -56,6 +58,7 @@ struct idm_h2 {
   void *ud;
   size_t mem;            /* pool bytes held by this connection */
   size_t streams;
+  stream_t *streams_head;  /* every stream record we own */
   const uint8_t *pending; /* output left over from the last mem_send */
   size_t pending_len;
   uint8_t peer[16];
@@ -130,6 +133,12 @@ static bool buf_append(idm_h2_t *h, void **buf, size_t *len, const void *src, si
 }
 
 static void stream_free(idm_h2_t *h, stream_t *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    h->streams_head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
   h2_free(s->buf, h);
   h2_free(s->body, h);
   h2_free(s->out, h);
@@ -150,6 +159,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     h2_free(s, h);
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
+  s->next = h->streams_head;
+  if (s->next)
+    s->next->prev = s;
+  h->streams_head = s;
   h->streams++;
   return 0;
 }
@@ -365,7 +378,9 @@ void idm_h2_free(idm_h2_t *h) {
   if (!h)
     return;
   if (h->session)
-    nghttp2_session_del(h->session); /* closes streams: on_stream_close frees them */
+    nghttp2_session_del(h->session); /* frees nghttp2's state, not our stream records */
+  while (h->streams_head)
+    stream_free(h, h->streams_head);
   idm_pool_free(h->pool, h);
 }
 

@@ -26,13 +26,11 @@ void idm_pool_cleanup(idm_pool_t *p) {
 
 static int class_of(size_t n) {
   size_t need = n + HDR;
-  int c = 0;
-  while (((size_t)1 << (IDM_POOL_MIN_SHIFT + c)) < need) {
-    c++;
-    if (c >= IDM_POOL_CLASSES)
-      return -1;
-  }
-  return c;
+  if (need <= ((size_t)1 << IDM_POOL_MIN_SHIFT))
+    return 0;
+  int shift = 64 - __builtin_clzll((unsigned long long)(need - 1)); /* ceil(log2(need)) */
+  int c = shift - IDM_POOL_MIN_SHIFT;
+  return c < IDM_POOL_CLASSES ? c : -1;
 }
 
 void *idm_pool_alloc(idm_pool_t *p, size_t n) {

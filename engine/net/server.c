@@ -71,6 +71,7 @@ typedef struct conn {
   bool recv_armed, send_busy, want_close, peer_eof, in_ready, in_dirty, h1_paused;
   bool continue_sent, cancel_sent;
   bool h1_wait;                /* a deferred answer is due before the next request */
+  bool in_carry;
   uint8_t nparked;             /* provided buffers held back while the input is full */
   uint16_t parked_bid[PARKED_MAX], parked_len[PARKED_MAX];
   uint8_t *in;                 /* IDM_NET_CONN_IN_BYTES */
@@ -260,7 +261,14 @@ static void conn_open(worker_t *w, int fd) {
   conn_t *c = &w->conns[w->free_slots[--w->nfree]];
   uint32_t gen = c->gen, slot = c->slot;
   uint8_t *in = c->in, *out = c->out;
+  /* The slot may still sit in this turn's ready/dirty/carry list from its previous
+   * connection: keep those marks so that each slot is listed at most once (the lists hold
+   * conns_max entries) — the stale entry now simply serves the new connection. */
+  bool r = c->in_ready, d = c->in_dirty, k = c->in_carry;
   memset(c, 0, sizeof *c);
+  c->in_ready = r;
+  c->in_dirty = d;
+  c->in_carry = k;
   c->w = w;
   c->gen = gen;
   c->slot = slot;
@@ -446,7 +454,10 @@ static void h1_process(worker_t *w, conn_t *c) {
     /* Work left after this turn's budget, not blocked on output: next turn. */
     if (!c->h1_paused && !c->h1_wait && !c->want_close &&
         (!c->in_need || c->in_len - c->in_off >= c->in_need))
-      w->carry[w->ncarry++] = c->slot;
+      if (!c->in_carry) {
+        c->in_carry = true;
+        w->carry[w->ncarry++] = c->slot;
+      }
   }
 }
 
@@ -995,8 +1006,10 @@ static void *worker_main(void *arg) {
     int rc;
     if (w->ncarry) { /* work is waiting: do not block */
       rc = io_uring_submit(&w->ring.ring);
-      for (uint32_t i = 0; i < w->ncarry; i++)
+      for (uint32_t i = 0; i < w->ncarry; i++) {
+        w->conns[w->carry[i]].in_carry = false;
         mark_ready(w, &w->conns[w->carry[i]]);
+      }
       w->ncarry = 0;
     } else {
       rc = io_uring_submit_and_wait_timeout(&w->ring.ring, &cqe, 1, &ts, NULL);

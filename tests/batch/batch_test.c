@@ -5,6 +5,7 @@
  * log stops issuance (fail closed); asynchronous completions release batches only once
  * every earlier byte is written. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,4 +517,60 @@ Test(batch, engine_verifier_borrows_the_set_and_uses_the_arena) {
   idm_jwks_free(set); /* the verifiers borrowed it */
   idm_arena_cleanup(&a);
   idm_batch_free(b);
+}
+
+Test(batch, fsync_policies_decide_when_a_batch_is_released) {
+  /* batch: released only once fdatasync'ed */
+  idm_audit_opts_t ob = {.fsync = IDM_AUDIT_FSYNC_BATCH};
+  idm_audit_log_t *log = idm_audit_open(logpath, &ob, NULL);
+  cr_assert_not_null(log);
+  idm_batch_opts_t o = {.key = ed, .items_max = 2, .log = log, .iss = ISS, .clk = &clk};
+  idm_batch_t *b;
+  cr_assert_eq(idm_batch_new(&b, &o, NULL), IDM_OK);
+  tok_t t[2] = {0};
+  idm_batch_sealed_t s;
+  cr_assert_eq(add_tok(b, &t[0], 0, IDM_PROFILE_BATCH, NULL), IDM_OK);
+  cr_assert_eq(idm_batch_seal(b, &s, NULL), IDM_OK);
+  cr_assert_eq(pwrite(idm_audit_fd(log), s.record, s.record_len, (off_t)s.offset),
+               (ssize_t)s.record_len);
+  idm_audit_written(log, s.offset, (int64_t)s.record_len);
+  cr_assert_eq(idm_audit_written_upto(log), s.offset + s.record_len);
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 0, "written but not synced");
+  idm_audit_synced(log, idm_audit_written_upto(log), 0);
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 1);
+  /* a failed fdatasync fails the log closed, with its reason */
+  cr_assert_eq(add_tok(b, &t[1], 1, IDM_PROFILE_BATCH, NULL), IDM_OK);
+  cr_assert_eq(idm_batch_seal(b, &s, NULL), IDM_OK);
+  idm_audit_written(log, s.offset, (int64_t)s.record_len);
+  idm_audit_synced(log, idm_audit_written_upto(log), -EIO);
+  idm_why_t why = {{0}};
+  cr_assert(idm_audit_failed(log, &why));
+  cr_assert(strstr(why.text, "fdatasync") != NULL, "%s", why.text);
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 1);
+  cr_assert_eq(t[1].err, IDM_ERR_AUDIT_FAILED);
+  idm_batch_free(b);
+  idm_audit_close(log);
+  unlink(logpath);
+
+  /* interval: released once written; an fdatasync falls due after the interval, once */
+  idm_audit_opts_t oi = {.fsync = IDM_AUDIT_FSYNC_INTERVAL, .fsync_interval_ms = 50};
+  log = idm_audit_open(logpath, &oi, NULL);
+  o.log = log;
+  cr_assert_eq(idm_batch_new(&b, &o, NULL), IDM_OK);
+  tok_t u = {0};
+  cr_assert_eq(add_tok(b, &u, 2, IDM_PROFILE_BATCH, NULL), IDM_OK);
+  cr_assert_eq(idm_batch_seal(b, &s, NULL), IDM_OK);
+  idm_audit_written(log, s.offset, (int64_t)s.record_len);
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 1, "interval releases once written");
+  uint64_t upto;
+  int64_t now = idm_clock_mono_ns();
+  cr_assert_not(idm_audit_fsync_due(log, now, &upto), "not before the interval");
+  cr_assert(idm_audit_fsync_due(log, now + 60 * 1000000ll, &upto));
+  cr_assert_eq(upto, s.offset + s.record_len);
+  cr_assert_not(idm_audit_fsync_due(log, now + 120 * 1000000ll, &upto), "one in flight");
+  idm_audit_synced(log, upto, 0);
+  cr_assert_not(idm_audit_fsync_due(log, now + 10000 * 1000000ll, &upto), "nothing new written");
+  cr_assert_null(idm_audit_open(logpath, &(idm_audit_opts_t){.fsync = IDM_AUDIT_FSYNC_INTERVAL}, &why));
+  idm_batch_free(b);
+  idm_audit_close(log);
 }

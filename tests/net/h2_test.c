@@ -228,3 +228,20 @@ Test(h2, pool_budget_enforced, .init = setup, .fini = teardown) {
   /* A 4 KiB budget cannot even hold nghttp2's session: creation fails cleanly. */
   cr_assert_null(h);
 }
+
+/* Regression (found by fuzz/h2_session): nghttp2_session_del frees its streams without
+ * calling on_stream_close, so the stream records we keep in the pool leaked whenever a
+ * connection ended with a request in progress. The teardown asserts the pool is empty. */
+Test(h2, free_with_open_streams_returns_memory, .init = setup, .fini = teardown) {
+  client_t c;
+  client_init(&c);
+  idm_h2_t *h = server();
+  nghttp2_nv post[] = {NV(":method", "POST"), NV(":scheme", "http"), NV(":authority", "x"),
+                       NV(":path", "/v1/token")};
+  for (int i = 0; i < 5; i++) /* headers only: each stream waits for a body */
+    nghttp2_submit_headers(c.s, NGHTTP2_FLAG_NONE, -1, NULL, post, 4, NULL);
+  pump(&c, h);
+  cr_assert_eq(idm_h2_streams(h), 5);
+  idm_h2_free(h);
+  nghttp2_session_del(c.s);
+}

@@ -12,12 +12,12 @@ start_server
 for proto in --http1.1 --http2-prior-knowledge; do
   [ "$(curl -s $proto "$BASE/healthz")" = ok ] || fail "healthz $proto"
   [ "$(curl -s $proto "$BASE/readyz")" = ready ] || fail "readyz $proto"
-  curl -s $proto "$BASE/.well-known/openid-configuration" | grep -q "\"issuer\":\"$BASE\"" || fail "discovery $proto"
-  curl -s $proto "$BASE/.well-known/jwks.json" | grep -q '"kty":"OKP"' || fail "jwks $proto"
+  grep -q "\"issuer\":\"$BASE\"" <<< "$(curl -s $proto "$BASE/.well-known/openid-configuration")" || fail "discovery $proto"
+  grep -q '"kty":"OKP"' <<< "$(curl -s $proto "$BASE/.well-known/jwks.json")" || fail "jwks $proto"
   [ "$(curl -s -o /dev/null -w '%{http_code}' $proto "$BASE/nope")" = 404 ] || fail "404 $proto"
   [ "$(curl -s -o /dev/null -w '%{http_code}' $proto -X DELETE "$BASE/v1/token")" = 405 ] || fail "405 $proto"
 done
-curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' "$BASE/healthz" | grep -q '^2' || fail "not h2"
+grep -q '^2' <<< "$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' "$BASE/healthz")" || fail "not h2"
 ok "health, readiness, discovery, JWKS, 404/405 over HTTP/1.1 and h2c"
 
 # --- token exchange: allow, and each documented refusal
@@ -25,8 +25,8 @@ r=$(exchange "$T/payments.jwt" payments-db)
 case "$r" in "200 "*'"token_type":"Bearer"'*'"scope":"db.read db.write"'*) ;; *) fail "allow: $r" ;; esac
 tok=$(sed 's/.*"access_token":"\([^"]*\)".*/\1/' "$T/resp")
 curl -s "$BASE/.well-known/jwks.json" > "$T/our.jwks"
-"$IDMINT" token verify --jwks "$T/our.jwks" --audience spiffe://t/payments/db --issuer "$BASE" "$tok" \
-  | grep -q '"sub": *"spiffe://t/payments/api"' || fail "minted token does not verify"
+v=$("$IDMINT" token verify --jwks "$T/our.jwks" --audience spiffe://t/payments/db --issuer "$BASE" "$tok")
+grep -q '"sub": *"spiffe://t/payments/api"' <<< "$v" || fail "minted token does not verify"
 r=$(exchange "$T/payments.jwt" spiffe://t/payments/db --http2-prior-knowledge)
 case "$r" in "200 "*) ;; *) fail "allow by audience URI over h2: $r" ;; esac
 ok "exchange allowed (form, h1 and h2, by name and audience URI); token verifies against JWKS"
@@ -35,7 +35,7 @@ ok "exchange allowed (form, h1 and h2, by name and audience URI); token verifies
 r=$(exchange "$T/payments.jwt" cache --http2-prior-knowledge)
 case "$r" in "200 "*) ;; *) fail "batch profile: $r" ;; esac
 btok=$(sed 's/.*"access_token":"\([^"]*\)".*/\1/' "$T/resp")
-"$IDMINT" token inspect "$btok" | grep -q 'EdDSA-MTB1' || fail "not a batch-profile token"
+grep -q 'EdDSA-MTB1' <<< "$("$IDMINT" token inspect "$btok" 2>/dev/null)" || fail "not a batch-profile token"
 "$IDMINT" token verify --jwks "$T/our.jwks" --audience https://cache.t "$btok" >/dev/null ||
   fail "batch-profile token does not verify"
 ok "batch-profile credential verifies against the JWKS"
@@ -96,12 +96,12 @@ ok "introspection (RFC 7662)"
 # --- gateway check
 h=$(curl -s -D - -o /dev/null "$BASE/v1/authz/anything" -H "X-Idmint-Subject-Token: $(cat "$T/payments.jwt")" \
      -H 'X-Idmint-Target: payments-db')
-echo "$h" | grep -q '^HTTP/1.1 200' || fail "authz allow: $h"
-echo "$h" | grep -qi '^x-idmint-authorization: Bearer ey' || fail "authz header: $h"
+grep -q '^HTTP/1.1 200' <<< "$h" || fail "authz allow: $h"
+grep -qi '^x-idmint-authorization: Bearer ey' <<< "$h" || fail "authz header: $h"
 h=$(curl -s -D - -o /dev/null --http2-prior-knowledge "$BASE/v1/authz" \
      -H "Authorization: Bearer $(cat "$T/sandbox.jwt")" -H 'X-Idmint-Target: payments-db')
-echo "$h" | grep -q '^HTTP/2 403' || fail "authz deny: $h"
-echo "$h" | grep -qi 'x-idmint-token' && fail "credential on a deny"
+grep -q '^HTTP/2 403' <<< "$h" || fail "authz deny: $h"
+grep -qi 'x-idmint-token' <<< "$h" && fail "credential on a deny"
 ok "gateway check /v1/authz (allow with credential headers, deny 403 without)"
 
 # --- nghttp (a second, independent HTTP/2 client)
@@ -118,23 +118,24 @@ fi
 
 # --- metrics reflect what happened
 m=$(curl -s "$BASE/metrics")
-echo "$m" | grep -q '^idmint_http_requests_total{endpoint="token",outcome="ok"} [1-9]' || fail "metrics ok"
-echo "$m" | grep -q '^idmint_http_requests_total{endpoint="token",outcome="access_denied"} [1-9]' || fail "metrics denied"
-echo "$m" | grep -q '^idmint_tokens_minted_total{target="payments-db"} [1-9]' || fail "metrics minted"
-echo "$m" | grep -q '^idmint_policy_decisions_total{decision="deny_forbid"} [1-9]' || fail "metrics decisions"
-echo "$m" | grep -q '^idmint_attest_cache_total{result="hit"} [1-9]' || fail "metrics attest cache"
-echo "$m" | grep -q '^idmint_http_request_duration_seconds_bucket{le="+Inf"} [1-9]' || fail "metrics histogram"
+grep -q '^idmint_http_requests_total{endpoint="token",outcome="ok"} [1-9]' <<< "$m" || fail "metrics ok"
+grep -q '^idmint_http_requests_total{endpoint="token",outcome="access_denied"} [1-9]' <<< "$m" || fail "metrics denied"
+grep -q '^idmint_tokens_minted_total{target="payments-db"} [1-9]' <<< "$m" || fail "metrics minted"
+grep -q '^idmint_policy_decisions_total{decision="deny_forbid"} [1-9]' <<< "$m" || fail "metrics decisions"
+grep -q '^idmint_attest_cache_total{result="hit"} [1-9]' <<< "$m" || fail "metrics attest cache"
+grep -q '^idmint_http_request_duration_seconds_bucket{le="+Inf"} [1-9]' <<< "$m" || fail "metrics histogram"
 ok "metrics: requests by endpoint/outcome, minted by target, decisions, cache hits, latency"
 
 # --- offline exchange gives the same answers
-"$IDMINT" token exchange --config "$T/idmint.conf" --subject-token @"$T/payments.jwt" \
-  --audience payments-db | grep -q '"token_type":"Bearer"' || fail "offline allow"
+v=$("$IDMINT" token exchange --config "$T/idmint.conf" --subject-token @"$T/payments.jwt" \
+  --audience payments-db)
+grep -q '"token_type":"Bearer"' <<< "$v" || fail "offline allow"
 set +e
 out=$("$IDMINT" token exchange --config "$T/idmint.conf" --subject-token @"$T/sandbox.jwt" --audience payments-db 2>&1)
 rc=$?
 set -e
 [ $rc = 1 ] || fail "offline deny exit $rc"
-echo "$out" | grep -q 'access_denied' || fail "offline deny: $out"
+grep -q 'access_denied' <<< "$out" || fail "offline deny: $out"
 ok "idmint token exchange (offline) allow and deny"
 
 # --- SIGHUP: a broken config is refused and the old one keeps serving
