@@ -72,7 +72,8 @@ const char *idm_jwk_kty(const idm_jwk_t *key);
 const uint8_t *idm_jwk_ed25519_public(const idm_jwk_t *key);
 
 /* A parsed compact JWS. Every pointer is into the token itself or into the arena given to
- * idm_jws_parse, valid until that arena is reset and while the token's bytes live. */
+ * idm_jws_parse (valid until that arena is reset and while the token's bytes live), or,
+ * when no arena was given, into memory that idm_jws_cleanup releases. */
 typedef struct idm_jws {
   idm_jws_alg_t alg;
   const char *alg_name;         /* as written in the header */
