@@ -371,6 +371,18 @@ Test(jwtkinds, refuses_alg_none_and_hmac_confusion) {
   fx_sign_hs256((const uint8_t *)jwk, strlen(jwk), "{\"alg\":\"HS256\",\"kid\":\"rsa-1\"}", c,
                 g_tok, sizeof g_tok);
   REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "HS256");
+  /* ... and with the public key's PEM (SubjectPublicKeyInfo), the classic form. */
+  BIO *bio = BIO_new(BIO_s_mem());
+  cr_assert(PEM_write_bio_PUBKEY(bio, g_rsa.pkey));
+  const uint8_t *pem;
+  size_t pem_len;
+  cr_assert(BIO_mem_contents(bio, &pem, &pem_len));
+  fx_sign_hs256(pem, pem_len, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", c, g_tok, sizeof g_tok);
+  BIO_free(bio);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "HS256");
+  /* Lower-case or padded alg names are not HS256 in disguise, they are unknown. */
+  fx_sign_hs256((const uint8_t *)"k", 1, "{\"alg\":\"hs256\",\"kid\":\"rsa-1\"}", c, g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_UNKNOWN, "");
   idm_attest_free(g_a);
 }
 
@@ -463,4 +475,42 @@ Test(jwtkinds, config_errors_name_the_block) {
   t.audience_count = 0;
   cr_assert_null(idm_attest_new_from_trusts(ts, 1, &why));
   cr_assert(strstr(why.text, "audience"), "%s", why.text);
+}
+
+Test(jwtkinds, cached_until_exp_then_checked_again) {
+  idm_attest_t *a = mk();
+  idm_attest_cache_t *c = idm_attest_cache_new(64, 0);
+  fx_sign(&g_rsa, "RS256", k8s_claims(NOW - 60, NOW + 600, K8S_ISS, "idmint"), g_tok,
+          sizeof g_tok);
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  for (int i = 0; i < 3; i++) {
+    idm_clock_t ck = env_clock(NOW + i);
+    idm_arena_reset(&g_arena);
+    cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, "k8s-prod", g_tok, strlen(g_tok),
+                                   &ck, &id, &why),
+                 IDM_OK, "%s", why.text);
+    cr_assert_eq(id.cached, i > 0);
+    attr_eq(&id, POL_A_NAMESPACE, "payments");
+    attr_eq(&id, POL_A_POD, "api-7d9f8b6c5d-x2x9z");
+    attr_eq(&id, POL_A_TRUST, "k8s-prod");
+    cr_assert_eq(id.trust, &t_k8s);
+  }
+  /* At exp the cache stops serving it; within the leeway the full check still accepts
+   * (and does not cache it again); past the leeway it is refused. */
+  idm_clock_t ck = env_clock(NOW + 600);
+  cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, "k8s-prod", g_tok, strlen(g_tok),
+                                 &ck, &id, &why),
+               IDM_OK, "%s", why.text);
+  cr_assert(!id.cached);
+  ck = env_clock(NOW + 631);
+  cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, "k8s-prod", g_tok, strlen(g_tok),
+                                 &ck, &id, &why),
+               IDM_ERR_JWT_EXPIRED);
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_eq(st.hits, 2);
+  cr_assert_eq(st.inserts, 1);
+  idm_attest_cache_free(c);
+  idm_attest_free(a);
 }
