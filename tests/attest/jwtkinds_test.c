@@ -1,6 +1,7 @@
 /* The JWT trust kinds against test issuers: realistic tokens of each platform are accepted
  * with the right attributes; hostile ones are refused with their specific reason. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 
 #include "env.h"
 
@@ -512,5 +513,83 @@ Test(jwtkinds, cached_until_exp_then_checked_again) {
   cr_assert_eq(st.hits, 2);
   cr_assert_eq(st.inserts, 1);
   idm_attest_cache_free(c);
+  idm_attest_free(a);
+}
+
+/* A SPIFFE trust bundle as SPIRE serves it: a jwt-svid key and an x509-svid entry (which
+ * a JWT verifier must skip, not reject). */
+Test(jwtkinds, spiffe_bundle_with_use_members) {
+  char ed[2048], rsa[2048];
+  fx_jwk_json(&g_ed, NULL, ed, sizeof ed);
+  fx_jwk_json(&g_rsa, NULL, rsa, sizeof rsa);
+  /* Turn "kid":... into "use":"jwt-svid" for Ed25519 and "use":"x509-svid" for RSA. */
+  char *u = strstr(rsa, "\"use\":\"sig\"");
+  cr_assert_not_null(u);
+  char bundle[4096];
+  snprintf(bundle, sizeof bundle,
+           "{\"spiffe_sequence\":7,\"spiffe_refresh_hint\":60,\"keys\":[%.*s,\"use\":\"jwt-svid\"},"
+           "%.*s\"use\":\"x509-svid\",\"x5c\":[\"MIIB\"]%s]}",
+           (int)strlen(ed) - 1, ed, (int)(u - rsa), rsa, u + strlen("\"use\":\"sig\""));
+  FILE *f = fopen(env_path("bundle.json"), "w");
+  fputs(bundle, f);
+  fclose(f);
+  pol_trust_t t = t_spiffe;
+  t.jwks = env_path("bundle.json");
+  const pol_trust_t *ts[] = {&t};
+  idm_why_t why = {{0}};
+  idm_attest_t *a = idm_attest_new_from_trusts(ts, 1, &why);
+  cr_assert_not_null(a, "%s: %s", why.text, bundle);
+  idm_identity_t id;
+  fx_sign(&g_ed, "EdDSA", svid("spiffe://corp.example/web"), g_tok, sizeof g_tok);
+  cr_assert_eq(verify(a, "spire", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  /* The x509-svid key does not verify JWT-SVIDs. */
+  fx_sign(&g_rsa, "RS256", svid("spiffe://corp.example/web"), g_tok, sizeof g_tok);
+  cr_assert_neq(verify(a, "spire", g_tok, NOW, &id, &why), IDM_OK);
+  idm_attest_free(a);
+}
+
+/* The server's shape: one idm_attest_t shared by threads, one cache and arena each. */
+typedef struct worker {
+  idm_attest_t *a;
+  const char *tok[3];
+  int ok;
+} worker_t;
+
+static void *work(void *arg) {
+  worker_t *w = arg;
+  idm_arena_t ar;
+  idm_arena_init(&ar, 256 * 1024);
+  idm_attest_cache_t *c = idm_attest_cache_new(16, 0);
+  idm_clock_t ck = env_clock(NOW);
+  for (int i = 0; i < 60; i++) {
+    const char *t = w->tok[i % 3];
+    idm_identity_t id;
+    idm_arena_reset(&ar);
+    if (idm_attest_verify(w->a, i % 2 ? c : NULL, &ar, IDM_DOC_JWT, NULL, t, strlen(t), &ck, &id,
+                          NULL) == IDM_OK &&
+        id.client.attr[POL_A_SUBJECT].ptr)
+      w->ok++;
+  }
+  idm_attest_cache_free(c);
+  idm_arena_cleanup(&ar);
+  return NULL;
+}
+
+Test(jwtkinds, shared_across_threads) {
+  idm_attest_t *a = mk();
+  static char t0[8192], t1[8192], t2[8192];
+  fx_sign(&g_rsa, "RS256", k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint"), t0, sizeof t0);
+  fx_sign(&g_ed, "EdDSA", svid("spiffe://corp.example/web"), t1, sizeof t1);
+  fx_sign(&g_ec256, "ES256", k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint"), t2, sizeof t2);
+  pthread_t th[4];
+  worker_t w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker_t){a, {t0, t1, t2}, 0};
+    pthread_create(&th[i], NULL, work, &w[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(w[i].ok, 60, "thread %d: %d of 60", i, w[i].ok);
+  }
   idm_attest_free(a);
 }
