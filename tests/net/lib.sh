@@ -81,6 +81,15 @@ permit "cache-access" {
   client claims.team == "payments"
   target "cache"
 }
+target "vault" {
+  audience "https://vault.t"
+  ttl      1m
+}
+permit "managed-devices" {
+  client claims.team == "payments"
+  target "vault"
+  when   posture.disk == "encrypted" and posture.patch_level >= 3
+}
 permit "office-only" {
   client claims.team == "web"
   target "reports"

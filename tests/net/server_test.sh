@@ -86,6 +86,20 @@ r=$(exchange "$T/web.jwt" reports -H 'X-Forwarded-For: 203.0.113.9, 10.1.2.3')
 case "$r" in '200 '*) ;; *) fail "trusted proxy XFF: $r" ;; esac
 ok "X-Forwarded-For from a trusted proxy feeds the policy's source_ip"
 
+# ... and only from a trusted proxy: from 127.0.0.2 (not in trusted_proxies) both headers
+# are ignored, so the same request is denied
+r=$(exchange "$T/web.jwt" reports --interface 127.0.0.2 -H 'X-Forwarded-For: 10.1.2.3')
+case "$r" in '403 '*) ;; *) fail "XFF from an untrusted peer was honoured: $r" ;; esac
+r=$(exchange "$T/payments.jwt" vault)
+case "$r" in '403 '*) ;; *) fail "vault without posture: $r" ;; esac
+r=$(exchange "$T/payments.jwt" vault -H 'X-Idmint-Posture: disk=encrypted, patch_level=2')
+case "$r" in '403 '*) ;; *) fail "vault with low patch level: $r" ;; esac
+r=$(exchange "$T/payments.jwt" vault -H 'X-Idmint-Posture: disk=encrypted, patch_level=4')
+case "$r" in '200 '*) ;; *) fail "vault with posture from a trusted proxy: $r" ;; esac
+r=$(exchange "$T/payments.jwt" vault --interface 127.0.0.2 -H 'X-Idmint-Posture: disk=encrypted, patch_level=4')
+case "$r" in '403 '*) ;; *) fail "posture from an untrusted peer was honoured: $r" ;; esac
+ok "X-Idmint-Posture feeds posture.NAME from a trusted proxy; both headers ignored from others"
+
 # --- introspection
 r=$(curl -s "$BASE/v1/introspect" --data-urlencode "token=$tok")
 case "$r" in '{"active":true,'*'"sub":"spiffe://t/payments/api"'*) ;; *) fail "introspect: $r" ;; esac
