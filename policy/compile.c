@@ -29,6 +29,7 @@
 #include "internal.h"
 
 #define TARGET_EXPAND_MAX 4096u /* keys one rule may add for its target list */
+#define WEAK_KEY_MAX 16u        /* value combinations below which a key is a poor spread */
 
 /* ---- hashing shared with eval.c ---------------------------------------------------- */
 uint64_t pol_key_start(uint64_t sig, uint32_t target);
@@ -106,6 +107,7 @@ typedef struct builder {
   uint64_t keys_n;
   uint64_t *vh; /* value hash per string id, computed once */
   uint8_t *blob; /* scratch for one key's tuple */
+  uint32_t distinct[POL_A__COUNT]; /* distinct == / in values per attribute, all rules */
   bool counting;
   /* trie entries */
   uint8_t *tbytes;
@@ -280,6 +282,17 @@ static bool file_rule(builder_t *b, uint32_t i) {
       product *= cnt;
       mask |= 1ull << a;
     }
+  /* A key on attributes with only a handful of values in the whole policy (trust, kind)
+   * puts many rules in one bucket; when the rule also has a glob prefix or CIDRs, those
+   * spread it better. */
+  uint64_t spread = 1;
+  for (int a = 0; a < POL_A__COUNT; a++)
+    if (mask & (1ull << a))
+      spread *= b->distinct[a] ? b->distinct[a] : 1;
+  if (mask && spread <= WEAK_KEY_MAX && (an.like != POL_NONE || an.cidr != POL_NONE)) {
+    mask = 0;
+    product = 1;
+  }
   if (mask || (an.like == POL_NONE && an.cidr == POL_NONE)) {
     bool any;
     uint32_t tn = rule_targets(r, product, &any);
@@ -341,6 +354,40 @@ static bool file_rule(builder_t *b, uint32_t i) {
       if (!put_tentry(b, false, TARGET_AT(c, r, any, t), cd->family, bits, cd->prefix, i))
         return false;
   }
+  return true;
+}
+
+_Static_assert(POL_A__COUNT <= 32, "attribute bits per string fit a uint32_t");
+
+/* Counts, per attribute, the distinct values the rules' == / in conjuncts use. */
+static bool count_distinct(builder_t *b) {
+  pol_config_t *c = b->c;
+  uint32_t *bits = pol_calloc(c->strs_n + 1, sizeof *bits); /* attribute bits per string */
+  if (!bits)
+    return false;
+  for (uint32_t i = 0; i < c->rules_n; i++) {
+    anchors_t an;
+    for (int a = 0; a < POL_A__COUNT; a++)
+      an.eq[a] = POL_NONE;
+    an.like = an.cidr = POL_NONE;
+    an.like_prefix = an.conjuncts = 0;
+    if (c->rules[i].client != POL_NONE)
+      collect(c, c->rules[i].client, &an);
+    for (int a = 0; a < POL_A__COUNT; a++) {
+      if (an.eq[a] == POL_NONE)
+        continue;
+      const pol_node_t *nd = &c->nodes[an.eq[a]];
+      uint32_t cnt = nd->op == POL_OP_EQ ? 1 : nd->b;
+      for (uint32_t k = 0; k < cnt; k++) {
+        uint32_t sid = nd->op == POL_OP_EQ ? nd->a : c->u32[nd->a + k];
+        if (!(bits[sid] & (1u << a))) {
+          bits[sid] |= 1u << a;
+          b->distinct[a]++;
+        }
+      }
+    }
+  }
+  free(bits);
   return true;
 }
 
@@ -477,6 +524,8 @@ bool pol_compile_index(pol_config_t *c) {
   pol_index_t *ix = &c->idx;
   builder_t b = {.c = c, .ix = ix, .counting = true};
   bool ok = false;
+  if (!count_distinct(&b))
+    return false;
   for (uint32_t i = 0; i < c->rules_n; i++)
     file_rule(&b, i);
   uint64_t cap = 16;

@@ -243,7 +243,11 @@ struct pol_config {
 typedef struct pol_testing {
   long fail_alloc_at; /* > 0: the allocation that many from now fails (once); 0: none */
 } pol_testing_t;
+#ifdef __cplusplus
+extern thread_local pol_testing_t pol_testing;
+#else
 extern _Thread_local pol_testing_t pol_testing;
+#endif
 
 static inline bool pol_alloc_fails(void) {
   return pol_testing.fail_alloc_at > 0 && --pol_testing.fail_alloc_at == 0;

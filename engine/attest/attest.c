@@ -314,7 +314,7 @@ idm_err_t idm_attest_verify(idm_attest_t *a, idm_attest_cache_t *cache, idm_aren
     memset(out, 0, sizeof *out);
     return e;
   }
-  if (cache)
+  if (cache && out->exp_s > now_s) /* accepted within the leeway after exp: not cached */
     idm_attest_cache_put(cache, p, type, h, doc, len, out);
   return IDM_OK;
 }

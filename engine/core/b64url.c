@@ -3,7 +3,11 @@
  * has exactly one accepted encoding (otherwise "AB" and "AC" would decode alike). */
 #include "core/b64url.h"
 
+#include <stdbool.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 static const char enc_tab[64] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -41,7 +45,47 @@ __attribute__((constructor)) static void enc_pair_init(void) {
   }
 }
 
-size_t idm_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t in_len) {
+#if defined(__x86_64__)
+/* SSSE3 encoder (W. Muła and D. Lemire, "Faster Base64 Encoding and Decoding Using AVX2
+ * Instructions", 2018): 12 input bytes become 16 characters per step. pshufb spreads each
+ * 3-byte group over a 32-bit lane, two multiplies move the four 6-bit fields into bytes,
+ * and a 16-entry pshufb table adds the offset of each field's alphabet range. Reads 16
+ * bytes per step, so it runs while at least 16 input bytes remain. */
+__attribute__((target("ssse3"))) static size_t enc_ssse3(char *out, const uint8_t *in,
+                                                          size_t in_len, size_t *consumed) {
+  const __m128i spread = _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1);
+  const __m128i shift_lut = _mm_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                                          '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                                          '0' - 52, '-' - 62, '_' - 63, 'A', 0, 0);
+  size_t i = 0, o = 0;
+  for (; i + 16 <= in_len; i += 12, o += 16) {
+    __m128i v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in + i)), spread);
+    __m128i t0 = _mm_and_si128(v, _mm_set1_epi32(0x0fc0fc00));
+    __m128i t1 = _mm_mulhi_epu16(t0, _mm_set1_epi32(0x04000040));
+    __m128i t2 = _mm_and_si128(v, _mm_set1_epi32(0x003f03f0));
+    __m128i t3 = _mm_mullo_epi16(t2, _mm_set1_epi32(0x01000010));
+    __m128i idx = _mm_or_si128(t1, t3); /* sixteen 6-bit values */
+    /* range of each value: 0..25 -> 13 ('A'), 26..51 -> 0, 52..61 -> 1..10, 62 -> 11,
+     * 63 -> 12; then add that range's offset */
+    __m128i r = _mm_subs_epu8(idx, _mm_set1_epi8(51));
+    __m128i lt26 = _mm_cmpgt_epi8(_mm_set1_epi8(26), idx);
+    r = _mm_or_si128(r, _mm_and_si128(lt26, _mm_set1_epi8(13)));
+    r = _mm_add_epi8(_mm_shuffle_epi8(shift_lut, r), idx);
+    _mm_storeu_si128((__m128i *)(out + o), r);
+  }
+  *consumed = i;
+  return o;
+}
+
+static bool have_ssse3;
+__attribute__((constructor)) static void enc_cpu_init(void) {
+  __builtin_cpu_init();
+  have_ssse3 = __builtin_cpu_supports("ssse3");
+}
+#endif
+
+/* The portable encoder; also the reference the SIMD one is tested against. */
+size_t idm_b64url_encode_scalar(char *out, size_t out_cap, const uint8_t *in, size_t in_len) {
   size_t need = idm_b64url_encoded_len(in_len);
   if (need > out_cap)
     return 0;
@@ -63,6 +107,19 @@ size_t idm_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t in
     out[o++] = enc_tab[(v >> 6) & 63];
   }
   return o;
+}
+
+size_t idm_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t in_len) {
+#if defined(__x86_64__)
+  if (have_ssse3 && in_len >= 16) {
+    if (idm_b64url_encoded_len(in_len) > out_cap)
+      return 0;
+    size_t done;
+    size_t o = enc_ssse3(out, in, in_len, &done);
+    return o + idm_b64url_encode_scalar(out + o, out_cap - o, in + done, in_len - done);
+  }
+#endif
+  return idm_b64url_encode_scalar(out, out_cap, in, in_len);
 }
 
 idm_err_t idm_b64url_decode(uint8_t *out, size_t out_cap, size_t *out_len, const char *in,

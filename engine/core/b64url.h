@@ -23,6 +23,8 @@ static inline size_t idm_b64url_decoded_max(size_t n) { return (n / 4) * 3 + 2; 
 /* Writes the encoding of in[0..in_len) to out (no NUL). Returns the length written, or 0
  * with nothing written if out_cap is too small (and in_len > 0). */
 size_t idm_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t in_len);
+/* The same, without SIMD: the reference the tests compare idm_b64url_encode with. */
+size_t idm_b64url_encode_scalar(char *out, size_t out_cap, const uint8_t *in, size_t in_len);
 
 /* Decodes in[0..in_len) into out. IDM_ERR_B64 for any non-canonical input (with the
  * offending offset in *why), IDM_ERR_NOSPACE if out_cap is too small. */

@@ -140,8 +140,8 @@ static idm_err_t parse_form(idm_exchange_ctx_t *x, idm_exchange_req_t *req, cons
   size_t i = 0;
   while (i < len) {
     size_t s = i;
-    while (i < len && b[i] != '&')
-      i++;
+    const uint8_t *amp = memchr(b + i, '&', len - i);
+    i = amp ? (size_t)(amp - b) : len;
     size_t e = i++;
     if (e == s)
       continue;
@@ -436,50 +436,55 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
 
 idm_err_t idm_exchange_response_json(const idm_exchange_res_t *res, char *out, size_t cap,
                                      size_t *len) {
+  if (res->status == 200) {
+    /* The hot path, written directly: a token is base64url segments and dots, so it is
+     * copied without escaping (checked in debug builds; a bug elsewhere must not produce
+     * invalid JSON unnoticed), and only the scope goes through the escaper. */
+#ifndef NDEBUG
+    for (size_t i = 0; i < res->token_len; i++) {
+      char ch = res->token[i];
+      bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                ch == '-' || ch == '_' || ch == '.';
+      if (!ok)
+        return IDM_ERR_INVALID_ARG;
+    }
+#endif
+    static const char p1[] = "{\"access_token\":\"";
+    static const char p2[] = "\",\"issued_token_type\":\"" TT_JWT
+                             "\",\"token_type\":\"Bearer\",\"expires_in\":";
+    static const char p3[] = ",\"scope\":\"";
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%lld", (long long)res->expires_in);
+    const char *scope = res->scope ? res->scope : "";
+    size_t sl = strlen(scope);
+    size_t need = sizeof p1 - 1 + res->token_len + sizeof p2 - 1 + (size_t)nl + sizeof p3 - 1 +
+                  6 * sl + 3;
+    if (need > cap)
+      return IDM_ERR_NOSPACE;
+    size_t n = 0;
+    memcpy(out + n, p1, sizeof p1 - 1), n += sizeof p1 - 1;
+    memcpy(out + n, res->token, res->token_len), n += res->token_len;
+    memcpy(out + n, p2, sizeof p2 - 1), n += sizeof p2 - 1;
+    memcpy(out + n, num, (size_t)nl), n += (size_t)nl;
+    memcpy(out + n, p3, sizeof p3 - 1), n += sizeof p3 - 1;
+    size_t el = idm_json_escape(out + n, cap - n, scope, sl);
+    if (el == (size_t)-1)
+      return IDM_ERR_NOSPACE;
+    n += el;
+    out[n++] = '"';
+    out[n++] = '}';
+    if (n < cap)
+      out[n] = '\0';
+    *len = n;
+    return IDM_OK;
+  }
   idm_jsonw_t w;
   idm_jsonw_init(&w, out, cap);
   idm_jsonw_obj_begin(&w);
-  if (res->status == 200) {
-    idm_jsonw_key(&w, "access_token");
-    /* A token is base64url segments and dots: nothing to escape, so it is copied as is
-     * (checked, so a bug elsewhere cannot produce invalid JSON). */
-    static const uint8_t b64dot[256] = {
-        ['-'] = 1, ['_'] = 1, ['.'] = 1,
-        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-        ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-        ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
-        ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
-        ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
-        ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-        ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
-        ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1};
-    unsigned ok = 1;
-    for (size_t i = 0; i < res->token_len; i++)
-      ok &= b64dot[(uint8_t)res->token[i]];
-    bool safe = ok != 0;
-    char quoted[IDM_TOKEN_MAX + 2];
-    if (safe && res->token_len <= IDM_TOKEN_MAX) {
-      quoted[0] = '"';
-      memcpy(quoted + 1, res->token, res->token_len);
-      quoted[res->token_len + 1] = '"';
-      idm_jsonw_raw(&w, quoted, res->token_len + 2);
-    } else {
-      idm_jsonw_strn(&w, res->token, res->token_len);
-    }
-    idm_jsonw_key(&w, "issued_token_type");
-    idm_jsonw_str(&w, TT_JWT);
-    idm_jsonw_key(&w, "token_type");
-    idm_jsonw_str(&w, "Bearer");
-    idm_jsonw_key(&w, "expires_in");
-    idm_jsonw_int(&w, res->expires_in);
-    idm_jsonw_key(&w, "scope");
-    idm_jsonw_str(&w, res->scope ? res->scope : "");
-  } else {
-    idm_jsonw_key(&w, "error");
-    idm_jsonw_str(&w, res->error ? res->error : "server_error");
-    idm_jsonw_key(&w, "error_description");
-    idm_jsonw_str(&w, res->description);
-  }
+  idm_jsonw_key(&w, "error");
+  idm_jsonw_str(&w, res->error ? res->error : "server_error");
+  idm_jsonw_key(&w, "error_description");
+  idm_jsonw_str(&w, res->description);
   idm_jsonw_obj_end(&w);
   return idm_jsonw_finish(&w, len);
 }

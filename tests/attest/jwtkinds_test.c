@@ -1,6 +1,7 @@
 /* The JWT trust kinds against test issuers: realistic tokens of each platform are accepted
  * with the right attributes; hostile ones are refused with their specific reason. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 
 #include "env.h"
 
@@ -371,6 +372,18 @@ Test(jwtkinds, refuses_alg_none_and_hmac_confusion) {
   fx_sign_hs256((const uint8_t *)jwk, strlen(jwk), "{\"alg\":\"HS256\",\"kid\":\"rsa-1\"}", c,
                 g_tok, sizeof g_tok);
   REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "HS256");
+  /* ... and with the public key's PEM (SubjectPublicKeyInfo), the classic form. */
+  BIO *bio = BIO_new(BIO_s_mem());
+  cr_assert(PEM_write_bio_PUBKEY(bio, g_rsa.pkey));
+  const uint8_t *pem;
+  size_t pem_len;
+  cr_assert(BIO_mem_contents(bio, &pem, &pem_len));
+  fx_sign_hs256(pem, pem_len, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", c, g_tok, sizeof g_tok);
+  BIO_free(bio);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_REFUSED, "HS256");
+  /* Lower-case or padded alg names are not HS256 in disguise, they are unknown. */
+  fx_sign_hs256((const uint8_t *)"k", 1, "{\"alg\":\"hs256\",\"kid\":\"rsa-1\"}", c, g_tok, sizeof g_tok);
+  REFUSED(v_k8s, IDM_ERR_JWS_ALG_UNKNOWN, "");
   idm_attest_free(g_a);
 }
 
@@ -463,4 +476,120 @@ Test(jwtkinds, config_errors_name_the_block) {
   t.audience_count = 0;
   cr_assert_null(idm_attest_new_from_trusts(ts, 1, &why));
   cr_assert(strstr(why.text, "audience"), "%s", why.text);
+}
+
+Test(jwtkinds, cached_until_exp_then_checked_again) {
+  idm_attest_t *a = mk();
+  idm_attest_cache_t *c = idm_attest_cache_new(64, 0);
+  fx_sign(&g_rsa, "RS256", k8s_claims(NOW - 60, NOW + 600, K8S_ISS, "idmint"), g_tok,
+          sizeof g_tok);
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  for (int i = 0; i < 3; i++) {
+    idm_clock_t ck = env_clock(NOW + i);
+    idm_arena_reset(&g_arena);
+    cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, "k8s-prod", g_tok, strlen(g_tok),
+                                   &ck, &id, &why),
+                 IDM_OK, "%s", why.text);
+    cr_assert_eq(id.cached, i > 0);
+    attr_eq(&id, POL_A_NAMESPACE, "payments");
+    attr_eq(&id, POL_A_POD, "api-7d9f8b6c5d-x2x9z");
+    attr_eq(&id, POL_A_TRUST, "k8s-prod");
+    cr_assert_eq(id.trust, &t_k8s);
+  }
+  /* At exp the cache stops serving it; within the leeway the full check still accepts
+   * (and does not cache it again); past the leeway it is refused. */
+  idm_clock_t ck = env_clock(NOW + 600);
+  cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, "k8s-prod", g_tok, strlen(g_tok),
+                                 &ck, &id, &why),
+               IDM_OK, "%s", why.text);
+  cr_assert(!id.cached);
+  ck = env_clock(NOW + 631);
+  cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, "k8s-prod", g_tok, strlen(g_tok),
+                                 &ck, &id, &why),
+               IDM_ERR_JWT_EXPIRED);
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_eq(st.hits, 2);
+  cr_assert_eq(st.inserts, 1);
+  idm_attest_cache_free(c);
+  idm_attest_free(a);
+}
+
+/* A SPIFFE trust bundle as SPIRE serves it: a jwt-svid key and an x509-svid entry (which
+ * a JWT verifier must skip, not reject). */
+Test(jwtkinds, spiffe_bundle_with_use_members) {
+  char ed[2048], rsa[2048];
+  fx_jwk_json(&g_ed, NULL, ed, sizeof ed);
+  fx_jwk_json(&g_rsa, NULL, rsa, sizeof rsa);
+  /* Turn "kid":... into "use":"jwt-svid" for Ed25519 and "use":"x509-svid" for RSA. */
+  char *u = strstr(rsa, "\"use\":\"sig\"");
+  cr_assert_not_null(u);
+  char bundle[4096];
+  snprintf(bundle, sizeof bundle,
+           "{\"spiffe_sequence\":7,\"spiffe_refresh_hint\":60,\"keys\":[%.*s,\"use\":\"jwt-svid\"},"
+           "%.*s\"use\":\"x509-svid\",\"x5c\":[\"MIIB\"]%s]}",
+           (int)strlen(ed) - 1, ed, (int)(u - rsa), rsa, u + strlen("\"use\":\"sig\""));
+  FILE *f = fopen(env_path("bundle.json"), "w");
+  fputs(bundle, f);
+  fclose(f);
+  pol_trust_t t = t_spiffe;
+  t.jwks = env_path("bundle.json");
+  const pol_trust_t *ts[] = {&t};
+  idm_why_t why = {{0}};
+  idm_attest_t *a = idm_attest_new_from_trusts(ts, 1, &why);
+  cr_assert_not_null(a, "%s: %s", why.text, bundle);
+  idm_identity_t id;
+  fx_sign(&g_ed, "EdDSA", svid("spiffe://corp.example/web"), g_tok, sizeof g_tok);
+  cr_assert_eq(verify(a, "spire", g_tok, NOW, &id, &why), IDM_OK, "%s", why.text);
+  /* The x509-svid key does not verify JWT-SVIDs. */
+  fx_sign(&g_rsa, "RS256", svid("spiffe://corp.example/web"), g_tok, sizeof g_tok);
+  cr_assert_neq(verify(a, "spire", g_tok, NOW, &id, &why), IDM_OK);
+  idm_attest_free(a);
+}
+
+/* The server's shape: one idm_attest_t shared by threads, one cache and arena each. */
+typedef struct worker {
+  idm_attest_t *a;
+  const char *tok[3];
+  int ok;
+} worker_t;
+
+static void *work(void *arg) {
+  worker_t *w = arg;
+  idm_arena_t ar;
+  idm_arena_init(&ar, 256 * 1024);
+  idm_attest_cache_t *c = idm_attest_cache_new(16, 0);
+  idm_clock_t ck = env_clock(NOW);
+  for (int i = 0; i < 60; i++) {
+    const char *t = w->tok[i % 3];
+    idm_identity_t id;
+    idm_arena_reset(&ar);
+    if (idm_attest_verify(w->a, i % 2 ? c : NULL, &ar, IDM_DOC_JWT, NULL, t, strlen(t), &ck, &id,
+                          NULL) == IDM_OK &&
+        id.client.attr[POL_A_SUBJECT].ptr)
+      w->ok++;
+  }
+  idm_attest_cache_free(c);
+  idm_arena_cleanup(&ar);
+  return NULL;
+}
+
+Test(jwtkinds, shared_across_threads) {
+  idm_attest_t *a = mk();
+  static char t0[8192], t1[8192], t2[8192];
+  fx_sign(&g_rsa, "RS256", k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint"), t0, sizeof t0);
+  fx_sign(&g_ed, "EdDSA", svid("spiffe://corp.example/web"), t1, sizeof t1);
+  fx_sign(&g_ec256, "ES256", k8s_claims(NOW, NOW + 600, K8S_ISS, "idmint"), t2, sizeof t2);
+  pthread_t th[4];
+  worker_t w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker_t){a, {t0, t1, t2}, 0};
+    pthread_create(&th[i], NULL, work, &w[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    cr_assert_eq(w[i].ok, 60, "thread %d: %d of 60", i, w[i].ok);
+  }
+  idm_attest_free(a);
 }

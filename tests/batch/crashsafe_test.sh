@@ -111,6 +111,18 @@ if [ ! -s "$T/audit.log" ]; then
   exit 77
 fi
 
+# Light load: sequential requests each get a batch of their own (sealed when the loop has
+# no more ready work), so batching adds no waiting.
+for _ in $(seq 1 10); do
+  curl -s "$BASE/v1/token" --data-urlencode "grant_type=$GT" --data-urlencode "subject_token_type=$JT" \
+    --data-urlencode "subject_token@$T/ok.jwt" --data-urlencode "audience=db-batch" >> "$T/first"
+  echo >> "$T/first"
+done
+lines=$(wc -l < "$T/audit.log")
+ones=$(grep -c '"size":1,' "$T/audit.log" || true)
+[ "$lines" -eq 11 ] && [ "$ones" -eq 11 ] || fail "light load: $lines lines, $ones of size 1 (want 11, 11)"
+echo "ok - light load: 11 sequential requests, 11 batches of one"
+
 for n in 1 2 3 4 5 6; do
   case $n in
     1|2|3) client "$n" db-batch "$T/ok.jwt" & ;;

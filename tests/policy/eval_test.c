@@ -327,3 +327,30 @@ Test(number, strict_decimal_without_locale) {
     cr_assert_not(pol_parse_number(bad[i], strlen(bad[i]), &v), "accepted '%s'", bad[i]);
   cr_assert_not(pol_parse_number("123456789012345678901234567890123", 33, &v)); /* > 32 */
 }
+
+Test(index, weak_keys_give_way_to_glob_prefixes) {
+  /* 40 rules whose only equality is trust == "k8s": filed by their glob prefix, not in one
+   * bucket; the decisions are those of the reference (diff_test covers that at large). */
+  char *buf = malloc(1 << 16);
+  size_t o = (size_t)sprintf(buf, "trust \"k8s\" { kind kubernetes\n issuer \"https://k\"\n"
+                                  " jwks \"k\"\n audience \"a\" }\ntarget \"t\" {}\n");
+  for (int i = 0; i < 40; i++)
+    o += (size_t)sprintf(buf + o, "permit \"g%d\" {\n client trust == \"k8s\" and namespace like "
+                                  "\"team%d-*\"\n target any\n}\n", i, i);
+  o += (size_t)sprintf(buf + o, "permit \"exact\" {\n client trust == \"k8s\" and namespace == "
+                                "\"x\"\n target any\n}\n");
+  pol_diag_t d;
+  pol_config_t *c = pol_config_parse(buf, o, "weak.conf", &d);
+  cr_assert_not_null(c, "%s", d.count ? d.text[0] : "");
+  cr_assert_not_null(c->idx.glob);
+  cr_assert_eq(c->idx.sigs_n, 1); /* only "exact" is hashed (trust, namespace) */
+  pol_config_t *saved = cfg;
+  cfg = c;
+  pol_client_t cl = k8s("team7-web", "x");
+  pol_decision_t x = decide(&cl, "t", NULL, NULL, 0);
+  cr_assert_eq(x.outcome, POL_ALLOW);
+  expect_rules(&x, "g7");
+  cfg = saved;
+  pol_config_free(c);
+  free(buf);
+}
