@@ -6,7 +6,7 @@ RELEASE := build/release
 ASAN    := build/asan
 BENCH   := build/bench
 FUZZDIR := build/fuzz
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 
 .PHONY: all deps build run test test-release test-asan bench fuzz clean
 
@@ -46,7 +46,7 @@ bench: deps
 
 fuzz: deps
 	CC=clang CXX=clang++ $(CMAKE) -S . -B $(FUZZDIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DFUZZ=ON -DASAN=ON -DUBSAN=ON
+	  -DFUZZ=ON -DASAN=ON -DUBSAN=ON -DWERROR=ON -DBUILD_TESTS=OFF
 	$(CMAKE) --build $(FUZZDIR) -j $(JOBS)
 	scripts/fuzz.sh $(FUZZDIR) $(FUZZ_SECONDS)
 

@@ -46,7 +46,7 @@ int idm_cmd_token_exchange(int argc, char **argv) {
   }
   const char *config = NULL, *doc_arg = NULL, *aud = NULL, *scope = NULL, *ip = NULL;
   const char *type = "urn:ietf:params:oauth:token-type:jwt";
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) { /* every argument is a --flag VALUE pair */
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     const char **slot = !strcmp(a, "--config") ? &config
                         : !strcmp(a, "--subject-token") ? &doc_arg
@@ -59,7 +59,6 @@ int idm_cmd_token_exchange(int argc, char **argv) {
     if (!v)
       return idm_cli_usage("token exchange", "%s needs a value", a);
     *slot = v;
-    i++;
   }
   if (!config)
     return idm_cli_usage("token exchange", "--config FILE is required");

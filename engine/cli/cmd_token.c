@@ -50,14 +50,6 @@ static const char token_usage[] =
 
 /* ---- mint ------------------------------------------------------------------------ */
 
-/* Frees what json_dumps returned: jansson's allocator hooks (core/json.h) own it. */
-static void jfree(void *p) {
-  json_malloc_t m;
-  json_free_t f;
-  json_get_alloc_funcs(&m, &f);
-  f(p);
-}
-
 static json_t *claim_value(const char *v) {
   json_t *j = json_loads(v, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
   return j ? j : json_string(v);
@@ -96,13 +88,13 @@ static int mint_custom(const idm_key_t *k, const idm_claims_t *c, char **extra, 
   size_t cap = idm_b64url_encoded_len(hl) + idm_b64url_encoded_len(pl) + 100;
   char *tok = malloc(cap);
   if (!tok) {
-    jfree(payload);
+    idm_json_dumps_free(payload);
     return idm_cli_err("out of memory");
   }
   size_t o2 = idm_b64url_encode(tok, cap, (const uint8_t *)hdr, hl);
   tok[o2++] = '.';
   o2 += idm_b64url_encode(tok + o2, cap - o2, (const uint8_t *)payload, pl);
-  jfree(payload);
+  idm_json_dumps_free(payload);
   uint8_t sig[IDM_SIG_MAX];
   size_t sl;
   if (idm_key_sign(k, sig, &sl, (const uint8_t *)tok, o2) != IDM_OK) {
@@ -210,7 +202,7 @@ static int print_claims(const json_t *claims) {
   if (!s)
     return idm_cli_err("claims do not serialize");
   puts(s);
-  jfree(s);
+  idm_json_dumps_free(s);
   return IDM_EXIT_OK;
 }
 

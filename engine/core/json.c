@@ -40,6 +40,15 @@ static void json_free(void *ptr) {
 
 void idm_json_init(void) { json_set_alloc_funcs(json_alloc, json_free); }
 
+void idm_json_dumps_free(char *s) {
+  if (!s)
+    return;
+  json_malloc_t m;
+  json_free_t f;
+  json_get_alloc_funcs(&m, &f);
+  f(s);
+}
+
 idm_arena_t *idm_json_use_arena(idm_arena_t *a) {
   idm_arena_t *old = tl_arena;
   tl_arena = a;

@@ -31,6 +31,14 @@ idm_arena_t *idm_json_use_arena(idm_arena_t *a);
  * naming the position. The caller owns the result (json_decref, or arena reset). */
 json_t *idm_json_parse(const char *buf, size_t len, idm_err_t *err, idm_why_t *why);
 
+/* Releases a string returned by json_dumps (or any other block jansson allocated for the
+ * caller) through jansson's allocator. Never pass such a string to free(): with the
+ * hooks of idm_json_init installed every jansson block carries a header, so free() is a
+ * bad free (ASan aborts; without ASan the heap is corrupted). Works whether or not the
+ * hooks are installed, and for blocks served from a thread's arena it is a no-op (the
+ * arena reset releases them). NULL is ignored. */
+void idm_json_dumps_free(char *s);
+
 /* Typed getters for object members: return IDM_ERR_NOT_FOUND if absent,
  * IDM_ERR_JSON_TYPE (with the key named in *why) if present with another type. */
 idm_err_t idm_json_get_str(const json_t *obj, const char *key, const char **out,

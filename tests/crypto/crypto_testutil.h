@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/b64url.h"
+#include "core/json.h"
 
 /* The jose-generated vectors (tests/interop/gen_jose_vectors.mjs). Caller json_decref. */
 static inline json_t *tu_vectors(void) {
@@ -22,12 +23,7 @@ static inline json_t *tu_vectors(void) {
 }
 
 /* Frees what json_dumps returned (jansson's allocator hooks are installed). */
-static inline void tu_jfree(void *p) {
-  json_malloc_t m;
-  json_free_t f;
-  json_get_alloc_funcs(&m, &f);
-  f(p);
-}
+static inline void tu_jfree(char *p) { idm_json_dumps_free(p); }
 
 /* b64url(header) "." b64url(payload) "." b64url(sig), malloc'd. */
 static inline char *tu_token(const char *header, const char *payload, const void *sig,

@@ -63,6 +63,35 @@ Test(http1, every_prefix_is_incomplete_never_an_error) {
   }
 }
 
+/* Regression (make fuzz, http1): trailer fields of exactly the header limit were accepted
+ * when complete, but the prefix that ended in the final empty line's CR was refused as
+ * "trailer fields exceed" because the CR was counted. */
+Test(http1, trailer_at_the_limit_prefix_is_incomplete) {
+  static char s[8192];
+  size_t k = (size_t)snprintf(s, sizeof s, "POST /a HTTP/1.1\r\nHost: x\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n");
+  size_t field = lim.header_max - 2; /* "T:" + value + CRLF == header_max */
+  memcpy(s + k, "T:", 2);
+  memset(s + k + 2, 'v', field - 2);
+  k += field;
+  memcpy(s + k, "\r\n\r\n", 5);
+  k += 4;
+  idm_why_t why = {{0}};
+  cr_assert_eq(idm_h1_parse(&R, body, sizeof body, (const uint8_t *)s, k, &lim, &why), IDM_OK,
+               "%s", why.text);
+  cr_assert_eq(R.consumed, k);
+  for (size_t cut = k - 3; cut < k; cut++) {
+    idm_why_t w = {{0}};
+    cr_assert_eq(idm_h1_parse(&R, body, sizeof body, (const uint8_t *)s, cut, &lim, &w),
+                 IDM_ERR_HTTP_INCOMPLETE, "prefix %zu of %zu: %s", cut, k, w.text);
+  }
+  /* One byte more of trailer is over the limit, complete or not. */
+  s[k - 4] = 'v';
+  memcpy(s + k - 3, "\r\n\r\n", 5);
+  cr_assert_eq(idm_h1_parse(&R, body, sizeof body, (const uint8_t *)s, k + 1, &lim, &why),
+               IDM_ERR_HTTP_HEADER_LARGE);
+}
+
 Test(http1, keep_alive_rules) {
   cr_assert_eq(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &R), IDM_OK);
   cr_assert(!R.keep_alive);
