@@ -127,7 +127,8 @@ static bool buf_append(idm_h2_t *h, void **buf, size_t *len, const void *src, si
       return false;
     *buf = q;
   }
-  memcpy((uint8_t *)*buf + *len, src, n);
+  if (n) /* memcpy from a NULL src is undefined even for 0 bytes */
+    memcpy((uint8_t *)*buf + *len, src, n);
   *len += n;
   return true;
 }

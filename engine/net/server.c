@@ -228,9 +228,7 @@ static void arm_recv(worker_t *w, conn_t *c) {
     if (c->in_off) { /* safe: no receive targets the buffer now */
       memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
       c->in_len -= c->in_off;
-      if (c->in_need)
-        c->in_need = c->in_need; /* need counts unread bytes, unchanged by the move */
-      c->in_off = 0;
+      c->in_off = 0; /* in_need counts unread bytes: the move leaves it unchanged */
     }
     if (c->in_len >= IDM_NET_CONN_IN_BYTES)
       return; /* full: wait until the parser consumes (or the conn is closed) */
