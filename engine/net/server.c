@@ -1459,6 +1459,11 @@ int idm_server_run(const idm_server_opts_t *o) {
     idm_log("info", "listening", "addr", as, "issuer", srv->issuer, "protocols",
             "http/1.1, h2c (prior knowledge)", NULL);
   }
+  if (srv->unix_socket) /* accepted by the language, not served yet: say so, don't pretend */
+    idm_log("warn", "unix_socket_not_served", "path", srv->unix_socket, "msg",
+            "unix_socket is set but this version does not listen on it; unix trusts are "
+            "unreachable over the API (docs/ATTESTATION.md)",
+            NULL);
   for (;;) {
     struct timespec to = {0, 200 * 1000000};
     int sig = sigtimedwait(&set, NULL, &to);
