@@ -123,6 +123,11 @@
 /* Listen addresses in one config; worker threads. */
 #define IDM_NET_LISTEN_MAX 8
 #define IDM_NET_THREADS_MAX 256
+/* unix_socket: connections open on it at once (each holds its attested peer identity in a
+ * record of IDM_NET_UNIX_PEER_BYTES reserved at start; more are refused with 503), and the
+ * record size (uid, gid, exe path up to PATH_MAX, SHA-256 hex, subject). */
+#define IDM_NET_UNIX_CONNS_MAX 256
+#define IDM_NET_UNIX_PEER_BYTES (8 * 1024)
 /* Per-thread request arena (attestation JSON, policy inputs, minted token). */
 #define IDM_NET_REQ_ARENA_BYTES (256 * 1024)
 /* Targets with their own row in the tokens-minted metric; the rest are summed as "other". */

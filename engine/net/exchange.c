@@ -24,6 +24,7 @@
 #define GT_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
 #define TT_JWT "urn:ietf:params:oauth:token-type:jwt"
 #define TT_ACCESS "urn:ietf:params:oauth:token-type:access_token"
+#define TT_UNIX_PEER "urn:idmint:token-type:unix-peer"
 
 static bool view_is(idm_view_t v, const char *s) {
   size_t n = strlen(s);
@@ -280,20 +281,40 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
     fail(res, 400, "invalid_request", "grant_type must be %s", GT_EXCHANGE);
     return;
   }
-  if (!req->subject_token.ptr || !req->subject_token.len) {
-    fail(res, 400, "invalid_request", "missing subject_token");
-    return;
-  }
-  if (!req->subject_token_type.ptr) {
-    fail(res, 400, "invalid_request", "missing subject_token_type");
-    return;
-  }
-  int dt = idm_doc_type_from_uri(req->subject_token_type.ptr, req->subject_token_type.len);
-  if (dt < 0) {
-    fail(res, 400, "invalid_request", "unsupported subject_token_type %.*s",
-         (int)(req->subject_token_type.len > 80 ? 80 : req->subject_token_type.len),
-         req->subject_token_type.ptr);
-    return;
+  /* The unix-socket peer stands in for a document: on a unix connection a request with
+   * no subject_token (and no type, or the unix-peer type) uses the identity attested at
+   * accept. Anywhere else the unix-peer type is refused: a TCP client has no peer to show. */
+  bool peer_type = req->subject_token_type.ptr && view_is(req->subject_token_type, TT_UNIX_PEER);
+  bool use_peer = peer_type || (req->unix_conn && !req->subject_token.ptr &&
+                                !req->subject_token_type.ptr);
+  int dt = -1;
+  if (use_peer) {
+    if (!req->unix_conn) {
+      fail(res, 400, "invalid_request", "subject_token_type %s is only accepted on the unix "
+           "socket (server.unix_socket)", TT_UNIX_PEER);
+      return;
+    }
+    if (req->subject_token.ptr) {
+      fail(res, 400, "invalid_request", "subject_token must be absent with subject_token_type %s",
+           TT_UNIX_PEER);
+      return;
+    }
+  } else {
+    if (!req->subject_token.ptr || !req->subject_token.len) {
+      fail(res, 400, "invalid_request", "missing subject_token");
+      return;
+    }
+    if (!req->subject_token_type.ptr) {
+      fail(res, 400, "invalid_request", "missing subject_token_type");
+      return;
+    }
+    dt = idm_doc_type_from_uri(req->subject_token_type.ptr, req->subject_token_type.len);
+    if (dt < 0) {
+      fail(res, 400, "invalid_request", "unsupported subject_token_type %.*s",
+           (int)(req->subject_token_type.len > 80 ? 80 : req->subject_token_type.len),
+           req->subject_token_type.ptr);
+      return;
+    }
   }
   if (req->requested_token_type.ptr && !view_is(req->requested_token_type, TT_JWT) &&
       !view_is(req->requested_token_type, TT_ACCESS)) {
@@ -325,10 +346,21 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
 
   idm_identity_t id;
   idm_why_t why = {{0}};
-  idm_err_t e = snap->attest ? idm_attest_verify(snap->attest, x->cache, &x->arena,
+  idm_err_t e;
+  if (use_peer) {
+    if (req->unix_peer) {
+      id = *req->unix_peer;
+      e = IDM_OK;
+    } else {
+      e = idm_fail(&why, IDM_ERR_UNIX_PEER, "unix peer not identified: %s",
+                   req->unix_peer_why ? req->unix_peer_why : "unknown reason");
+    }
+  } else {
+    e = snap->attest ? idm_attest_verify(snap->attest, x->cache, &x->arena,
                                                  (idm_doc_type_t)dt, NULL, req->subject_token.ptr,
                                                  req->subject_token.len, x->clk, &id, &why)
                              : idm_fail(&why, IDM_ERR_ATTEST_TRUST_UNKNOWN, "no trust blocks");
+  }
   count_cache(x);
   if (e == IDM_ERR_ARENA_FULL) {
     fail(res, 503, "temporarily_unavailable", "%s", idm_why_str(&why, e));
@@ -666,6 +698,9 @@ void idm_exchange_http_token(idm_exchange_ctx_t *x, idm_router_t *r, const idm_h
     return;
   }
   idm_exchange_context(x, req, &er.ctx);
+  er.unix_conn = req->unix_conn;
+  er.unix_peer = req->unix_peer;
+  er.unix_peer_why = req->unix_peer_why;
   run_http(x, r, false, &er, resp);
 }
 
@@ -682,7 +717,12 @@ void idm_exchange_http_authz(idm_exchange_ctx_t *x, idm_router_t *r, const idm_h
     er.subject_token = (idm_view_t){req->authorization.ptr + 7, req->authorization.len - 7};
   er.audience = req->target;
   er.scope = req->scope;
-  if (!er.subject_token.ptr) {
+  er.unix_conn = req->unix_conn;
+  er.unix_peer = req->unix_peer;
+  er.unix_peer_why = req->unix_peer_why;
+  if (!er.subject_token.ptr && req->unix_conn)
+    er.subject_token_type = (idm_view_t){NULL, 0}; /* the connection's peer is the identity */
+  else if (!er.subject_token.ptr) {
     idm_route_error(r, resp, 401, "invalid_request",
                     "no identity document (X-Idmint-Subject-Token or Authorization: Bearer)");
     return;

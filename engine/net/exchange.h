@@ -57,6 +57,11 @@ typedef struct idm_exchange_req {
   idm_view_t scope;
   idm_view_t requested_token_type;
   pol_context_t ctx;           /* now_s is filled by idm_exchange_run when 0 */
+  /* The unix-socket peer (see idm_http_req_t): used instead of a subject_token when the
+   * request has none (subject_token_type absent or urn:idmint:token-type:unix-peer). */
+  bool unix_conn;
+  const idm_identity_t *unix_peer;
+  const char *unix_peer_why;
 } idm_exchange_req_t;
 
 typedef struct idm_exchange_res {

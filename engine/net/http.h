@@ -42,6 +42,12 @@ typedef struct idm_http_req {
   uint8_t peer_family;        /* 0 unknown, 4, 6 */
   int64_t start_ns;           /* monotonic, when the request was complete */
   bool http2;
+  /* Set on a connection accepted on server.unix_socket: the peer identity established once
+   * at accept (idm_attest_unix_peer; borrowed, valid for the handler call), or NULL with
+   * unix_peer_why saying why the peer could not be identified. */
+  bool unix_conn;
+  const struct idm_identity *unix_peer;
+  const char *unix_peer_why;
 } idm_http_req_t;
 
 #define IDM_HTTP_RESP_TOKEN_MAX 4096

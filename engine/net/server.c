@@ -20,6 +20,18 @@
  * Receive uses multishot recv with a provided buffer ring where the kernel has it (data is
  * copied into the connection's input buffer and the buffer recycled at once), else a
  * single-shot recv straight into the input buffer. Accept is multishot where available.
+ *
+ * server.unix_socket: worker 0 alone owns the AF_UNIX listener (one more entry in its
+ * listener array, served by the same accept/recv/send machinery and protocols). One owner
+ * because SO_REUSEPORT does not spread AF_UNIX sockets across listeners, because the
+ * callers are local and few, and because attesting a peer reads and hashes its executable:
+ * keeping that on one thread bounds what local clients can cost the TCP workers. Each
+ * accepted unix connection is identified once (idm_attest_unix_peer) into a peer record
+ * from a pool of IDM_NET_UNIX_CONNS_MAX reserved at start (its arena holds the identity's
+ * strings for the connection's life); a full pool refuses the connection with 503. A peer
+ * that cannot be identified keeps its connection: its exchanges without a subject_token
+ * answer 400 invalid_grant with the reason. After a reload the identity is taken again
+ * (its trust block belonged to the old configuration) before the next request uses it.
  */
 #include "net/server.h"
 
@@ -36,9 +48,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "attest/attest.h"
 #include "batch/audit.h"
 #include "batch/batch.h"
 #include "core/limits.h"
@@ -63,6 +78,16 @@ enum { P_UNKNOWN = 0, P_H1, P_H2 };
 
 typedef struct worker worker_t;
 
+/* The attested identity of one unix-socket connection (see the design note above). */
+typedef struct unix_peer {
+  idm_arena_t arena;           /* IDM_NET_UNIX_PEER_BYTES: the identity's strings */
+  idm_identity_t id;
+  bool ok;                     /* id is valid; else why says what failed */
+  uint64_t gen;                /* snapshot generation id was taken under */
+  char why[IDM_WHY_LEN];
+  uint32_t next_free;
+} unix_peer_t;
+
 typedef struct conn {
   worker_t *w;
   uint32_t slot, gen;
@@ -84,6 +109,7 @@ typedef struct conn {
   int64_t req_start_ns;        /* first byte of an incomplete request; 0: none */
   uint8_t peer[16];
   uint8_t fam;
+  unix_peer_t *up;             /* accepted on unix_socket: its peer record, else NULL */
 } conn_t;
 
 /* An exchange waiting for its batch: where its answer goes, and the result itself (the
@@ -111,9 +137,12 @@ struct worker {
   unsigned index;
   pthread_t tid;
   idm_ring_t ring;
-  int lfd[IDM_NET_LISTEN_MAX];
+  int lfd[IDM_NET_LISTEN_MAX + 1];  /* + the unix listener (worker 0) */
   unsigned nl;
-  bool accept_armed[IDM_NET_LISTEN_MAX];
+  bool accept_armed[IDM_NET_LISTEN_MAX + 1];
+  int unix_li;                 /* index of the unix listener in lfd, or -1 */
+  unix_peer_t *peers;          /* IDM_NET_UNIX_CONNS_MAX records (unix listener owner) */
+  uint32_t peer_free;          /* free list head; UINT32_MAX: none */
   conn_t *conns;
   uint32_t conns_max, nopen;
   uint32_t *free_slots, nfree;
@@ -156,6 +185,7 @@ static struct {
   int64_t header_timeout_ns, idle_timeout_ns, drain_timeout_ns;
   idm_audit_log_t *audit;
   char issuer[512];            /* fixed for the process: the batchers' issuer */
+  char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" : no unix socket */
 } g;
 
 /* ---- lists ----------------------------------------------------------------------- */
@@ -193,6 +223,11 @@ static void conn_close(worker_t *w, conn_t *c) {
   c->fd = -1;
   idm_h2_free(c->h2);
   c->h2 = NULL;
+  if (c->up) {
+    c->up->next_free = w->peer_free;
+    w->peer_free = (uint32_t)(c->up - w->peers);
+    c->up = NULL;
+  }
   w->nopen--;
   IDM_MET_ADD(&w->metrics.conns_open, (uint64_t)-1);
   if (c->ops == 0)
@@ -251,8 +286,37 @@ static void refuse_fd(worker_t *w, int fd) {
   IDM_MET_INC(&w->metrics.conns_refused);
 }
 
-static void conn_open(worker_t *w, int fd) {
-  if (!w->nfree || w->draining) {
+/* Identifies the peer of unix connection c under the current snapshot (at accept, and
+ * again after a reload). A failure is kept with the record, not fatal to the connection. */
+static void unix_peer_attest(worker_t *w, conn_t *c) {
+  unix_peer_t *u = c->up;
+  idm_arena_reset(&u->arena);
+  idm_why_t why = {{0}};
+  idm_err_t e = w->snap && w->snap->attest
+                    ? idm_attest_unix_peer(w->snap->attest, c->fd, &u->arena, &u->id, &why)
+                    : idm_fail(&why, IDM_ERR_ATTEST_TRUST_UNKNOWN, "no trust block of kind unix");
+  u->ok = e == IDM_OK;
+  u->gen = w->snap ? w->snap->gen : 0;
+  u->why[0] = '\0';
+  if (!u->ok) {
+    snprintf(u->why, sizeof u->why, "%s", idm_why_str(&why, e));
+    idm_log("warn", "unix_peer_unidentified", "path", g.unix_path, "msg", u->why, NULL);
+  }
+}
+
+/* Fills the request's unix-peer fields for a request on connection c. */
+static void unix_peer_req(worker_t *w, conn_t *c, idm_http_req_t *req) {
+  if (!c->up)
+    return;
+  if (c->up->gen != (w->snap ? w->snap->gen : 0))
+    unix_peer_attest(w, c);
+  req->unix_conn = true;
+  req->unix_peer = c->up->ok ? &c->up->id : NULL;
+  req->unix_peer_why = c->up->ok ? NULL : c->up->why;
+}
+
+static void conn_open(worker_t *w, int fd, bool is_unix) {
+  if (!w->nfree || w->draining || (is_unix && w->peer_free == UINT32_MAX)) {
     refuse_fd(w, fd);
     return;
   }
@@ -275,6 +339,11 @@ static void conn_open(worker_t *w, int fd) {
   c->fd = fd;
   c->state = C_OPEN;
   c->active_ns = w->now_ns;
+  if (is_unix) {
+    c->up = &w->peers[w->peer_free];
+    w->peer_free = c->up->next_free;
+    unix_peer_attest(w, c);
+  }
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -294,7 +363,8 @@ static void conn_open(worker_t *w, int fd) {
     }
   }
   int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!is_unix)
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   w->nopen++;
   IDM_MET_INC(&w->metrics.conns_accepted);
   IDM_MET_INC(&w->metrics.conns_open);
@@ -420,6 +490,7 @@ static void h1_process(worker_t *w, conn_t *c) {
     memcpy(req.peer, c->peer, 16);
     req.peer_family = c->fam;
     req.start_ns = w->now_ns;
+    unix_peer_req(w, c, &req);
     idm_http_resp_t resp;
     idm_route(&w->router, &req, &resp);
     bool close = !h->keep_alive || resp.close;
@@ -636,6 +707,7 @@ static void h2_on_request(void *ud, idm_h2_t *h2, int32_t stream_id, idm_http_re
   conn_t *c = ud;
   worker_t *w = c->w;
   req->start_ns = w->now_ns;
+  unix_peer_req(w, c, req);
   idm_http_resp_t resp;
   idm_route(&w->router, req, &resp);
   if (resp.deferred) {
@@ -765,7 +837,7 @@ static void on_accept(worker_t *w, struct io_uring_cqe *cqe) {
   if (!(cqe->flags & IORING_CQE_F_MORE))
     w->accept_armed[li] = false;
   if (cqe->res >= 0) {
-    conn_open(w, cqe->res);
+    conn_open(w, cqe->res, (int)li == w->unix_li);
     return;
   }
   if (cqe->res == -EINVAL && w->ring.multishot_accept) {
@@ -1152,8 +1224,10 @@ static idm_err_t worker_init(worker_t *w, unsigned index, uint32_t conns_max, bo
                              idm_why_t *why) {
   memset(w, 0, sizeof *w);
   w->index = index;
-  for (unsigned i = 0; i < IDM_NET_LISTEN_MAX; i++)
+  for (unsigned i = 0; i < IDM_NET_LISTEN_MAX + 1; i++)
     w->lfd[i] = -1;
+  w->unix_li = -1;
+  w->peer_free = UINT32_MAX;
   idm_err_t e = idm_ring_init(&w->ring, IDM_NET_RING_ENTRIES, IDM_NET_RECV_BUFS,
                               IDM_NET_RECV_BUF_BYTES, !single_shot, why);
   if (e)
@@ -1212,6 +1286,46 @@ static void worker_cleanup(worker_t *w) {
   free(w->carry);
   free(w->scratch);
   free(w->body_buf);
+  for (uint32_t i = 0; w->peers && i < IDM_NET_UNIX_CONNS_MAX; i++)
+    idm_arena_cleanup(&w->peers[i].arena);
+  free(w->peers);
+}
+
+/* The unix listener: a stale socket file is removed first (a regular file or anything
+ * else at the path is an error, never deleted); the socket is made mode 0666 — reaching
+ * it is not the gate, the unix trust and the policy on uid/gid/exe are (a deployment that
+ * wants the file mode as a first gate puts the socket in a directory only its callers can
+ * search). -1 with the reason. */
+static int open_unix_listener(const char *path, idm_why_t *why) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof sa.sun_path) {
+    idm_fail(why, IDM_ERR_LISTEN, "unix_socket path is longer than %zu bytes",
+             sizeof sa.sun_path - 1);
+    return -1;
+  }
+  memcpy(sa.sun_path, path, strlen(path));
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      idm_fail(why, IDM_ERR_LISTEN, "%s exists and is not a socket; not removing it", path);
+      return -1;
+    }
+    unlink(path);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    idm_fail(why, IDM_ERR_LISTEN, "socket(AF_UNIX): %s", strerror(errno));
+    return -1;
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(path, 0666) != 0 ||
+      listen(fd, SOMAXCONN) != 0) {
+    idm_fail(why, IDM_ERR_LISTEN, "%s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 static void log_error(const char *event, const char *msg) {
@@ -1410,6 +1524,34 @@ int idm_server_run(const idm_server_opts_t *o) {
       }
       w->nl = a + 1;
     }
+    if (i == 0 && srv->unix_socket) {
+      w->peers = calloc(IDM_NET_UNIX_CONNS_MAX, sizeof *w->peers);
+      if (!w->peers) {
+        log_error("start_failed", "cannot reserve the unix peer records");
+        goto out;
+      }
+      for (uint32_t k = 0; k < IDM_NET_UNIX_CONNS_MAX; k++) {
+        if (idm_arena_init(&w->peers[k].arena, IDM_NET_UNIX_PEER_BYTES) != IDM_OK) {
+          log_error("start_failed", "cannot reserve the unix peer records");
+          goto out;
+        }
+        w->peers[k].next_free = k + 1 < IDM_NET_UNIX_CONNS_MAX ? k + 1 : UINT32_MAX;
+      }
+      w->peer_free = 0;
+      if (strlen(srv->unix_socket) >= sizeof g.unix_path) {
+        idm_log("error", "listen_failed", "path", srv->unix_socket, "msg",
+                "unix_socket path is too long for a socket address", NULL);
+        goto out;
+      }
+      int ufd = open_unix_listener(srv->unix_socket, &why);
+      if (ufd < 0) {
+        idm_log("error", "listen_failed", "path", srv->unix_socket, "msg", why.text, NULL);
+        goto out;
+      }
+      snprintf(g.unix_path, sizeof g.unix_path, "%s", srv->unix_socket);
+      w->unix_li = (int)w->nl;
+      w->lfd[w->nl++] = ufd;
+    }
   }
   for (unsigned i = 0; i < n; i++) {
     worker_t *w = &g.workers[i];
@@ -1459,11 +1601,9 @@ int idm_server_run(const idm_server_opts_t *o) {
     idm_log("info", "listening", "addr", as, "issuer", srv->issuer, "protocols",
             "http/1.1, h2c (prior knowledge)", NULL);
   }
-  if (srv->unix_socket) /* accepted by the language, not served yet: say so, don't pretend */
-    idm_log("warn", "unix_socket_not_served", "path", srv->unix_socket, "msg",
-            "unix_socket is set but this version does not listen on it; unix trusts are "
-            "unreachable over the API (docs/ATTESTATION.md)",
-            NULL);
+  if (g.unix_path[0])
+    idm_log("info", "listening", "unix", g.unix_path, "issuer", srv->issuer, "protocols",
+            "http/1.1, h2c (prior knowledge); peers identified by SO_PEERCRED", NULL);
   for (;;) {
     struct timespec to = {0, 200 * 1000000};
     int sig = sigtimedwait(&set, NULL, &to);
@@ -1495,6 +1635,8 @@ out:
     worker_cleanup(&g.workers[i]);
   free(g.workers);
   free(g.metrics);
+  if (g.unix_path[0]) /* ours: created at start */
+    unlink(g.unix_path);
   idm_audit_close(g.audit);
   idm_snapshot_free(atomic_load(&g.snap));
   return rc;
