@@ -134,3 +134,17 @@ ok "reload: the new policy applies on the unix socket"
 stop_server || fail "SIGTERM exit status $?"
 [ ! -e "$SOCK" ] || fail "socket file left behind at $SOCK"
 ok "the socket file is removed on shutdown"
+
+# Without a `kind unix` trust the caller cannot be identified: the connection stays, its
+# requests without a document are 400 invalid_grant with the reason, and it is logged.
+write_config "unix_socket \"$SOCK\""
+start_server
+r=$(uexchange payments-db)
+case "$r" in '400 '*invalid_grant*'kind unix'*) ;; *) fail "unidentified peer: $r" ;; esac
+grep -q '"event":"unix_peer_unidentified"' "$T/server.err" || fail "unidentified peer not logged"
+r=$(curl -s -o "$T/resp" -w '%{http_code}' --unix-socket "$SOCK" http://x/v1/token \
+  --data-urlencode "grant_type=$GT" --data-urlencode "subject_token_type=$JWT_TYPE" \
+  --data-urlencode "subject_token@$T/payments.jwt" --data-urlencode "audience=payments-db")
+[ "$r" = 200 ] || fail "document exchange from an unidentified peer: $r"
+stop_server || fail "SIGTERM exit status $?"
+ok "an unidentified peer gets 400 invalid_grant with the reason, and documents still work"
