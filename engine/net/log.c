@@ -11,6 +11,17 @@ static int log_fd = 2;
 
 void idm_log_set_fd(int fd) { log_fd = fd; }
 
+/* The fields every line starts with; the truncation fallback repeats them. */
+static void log_head(idm_jsonw_t *w, const char *ts, const char *level, const char *event) {
+  idm_jsonw_obj_begin(w);
+  idm_jsonw_key(w, "ts");
+  idm_jsonw_str(w, ts);
+  idm_jsonw_key(w, "level");
+  idm_jsonw_str(w, level);
+  idm_jsonw_key(w, "event");
+  idm_jsonw_str(w, event);
+}
+
 void idm_log(const char *level, const char *event, ...) {
   char buf[IDM_LOG_LINE_MAX];
   struct timespec ts;
@@ -28,13 +39,7 @@ void idm_log(const char *level, const char *event, ...) {
   t[tl] = '\0';
   idm_jsonw_t w;
   idm_jsonw_init(&w, buf, sizeof buf - 1);
-  idm_jsonw_obj_begin(&w);
-  idm_jsonw_key(&w, "ts");
-  idm_jsonw_str(&w, t);
-  idm_jsonw_key(&w, "level");
-  idm_jsonw_str(&w, level);
-  idm_jsonw_key(&w, "event");
-  idm_jsonw_str(&w, event);
+  log_head(&w, t, level, event);
   va_list ap;
   va_start(ap, event);
   for (;;) {
@@ -54,13 +59,7 @@ void idm_log(const char *level, const char *event, ...) {
   if (idm_jsonw_finish(&w, &len) != IDM_OK) {
     /* Too long: say so rather than emit broken JSON. */
     idm_jsonw_init(&w, buf, sizeof buf - 1);
-    idm_jsonw_obj_begin(&w);
-    idm_jsonw_key(&w, "ts");
-    idm_jsonw_str(&w, t);
-    idm_jsonw_key(&w, "level");
-    idm_jsonw_str(&w, level);
-    idm_jsonw_key(&w, "event");
-    idm_jsonw_str(&w, event);
+    log_head(&w, t, level, event);
     idm_jsonw_key(&w, "truncated");
     idm_jsonw_bool(&w, 1);
     idm_jsonw_obj_end(&w);

@@ -58,9 +58,8 @@ char *idm_discovery_json(const char *issuer, size_t *len) {
   idm_jsonw_arr_end(&w);
   idm_jsonw_key(&w, "subject_token_types_supported");
   idm_jsonw_arr_begin(&w);
-  idm_jsonw_str(&w, "urn:ietf:params:oauth:token-type:jwt");
-  idm_jsonw_str(&w, "urn:idmint:token-type:aws-iid");
-  idm_jsonw_str(&w, "urn:idmint:token-type:join-token");
+  for (int t = 0; t < IDM_DOC__COUNT; t++) /* attest owns the list of document types */
+    idm_jsonw_str(&w, idm_doc_type_uri((idm_doc_type_t)t));
   idm_jsonw_arr_end(&w);
   idm_jsonw_obj_end(&w);
   if (idm_jsonw_finish(&w, len) != IDM_OK) {
