@@ -16,7 +16,11 @@
  *
  * Output: nghttp2_session_mem_send returns a pointer into nghttp2's own buffer that is
  * valid until the next call; a chunk that does not fit the caller's buffer is kept as
- * (pointer, length) and copied first next time.
+ * (pointer, length) and copied first next time. Response bodies do not go through that
+ * buffer: DATA frames are NGHTTP2_DATA_FLAG_NO_COPY, sized to the room left in the
+ * caller's buffer (data_length), and send_data writes each frame's header and payload
+ * straight into it during mem_send, in order with the chunks around it (one copy of a
+ * body instead of two; the stream's own copy stays until the frame is written).
  */
 #include "net/h2.h"
 
@@ -45,7 +49,8 @@ typedef struct stream {
   uint8_t *body;         /* pool */
   size_t body_len;
   char *out;             /* pool: response body being sent */
-  size_t out_len, out_off;
+  size_t out_len, out_off; /* out_off: bytes handed to nghttp2 as DATA frame lengths */
+  size_t out_sent;       /* bytes written into the caller's output by send_data */
   int reject;            /* 0, or 413/431/400: answer this instead of routing */
   bool dispatched, responded, is_head;
 } stream_t;
@@ -61,6 +66,9 @@ struct idm_h2 {
   stream_t *streams_head;  /* every stream record we own */
   const uint8_t *pending; /* output left over from the last mem_send */
   size_t pending_len;
+  uint8_t *sd_out;       /* during idm_h2_send: the caller's buffer, its size, bytes used */
+  size_t sd_cap, sd_n;   /* (send_data writes DATA frames straight into it) */
+  stream_t *last;        /* the stream looked up last (callbacks come in runs per stream) */
   uint8_t peer[16];
   uint8_t peer_family;
   bool goaway;
@@ -134,6 +142,8 @@ static bool buf_append(idm_h2_t *h, void **buf, size_t *len, const void *src, si
 }
 
 static void stream_free(idm_h2_t *h, stream_t *s) {
+  if (h->last == s)
+    h->last = NULL;
   if (s->prev)
     s->prev->next = s->next;
   else
@@ -144,6 +154,17 @@ static void stream_free(idm_h2_t *h, stream_t *s) {
   h2_free(s->body, h);
   h2_free(s->out, h);
   h2_free(s, h);
+}
+
+/* The stream record of id: header, data and frame callbacks arrive in runs for one stream,
+ * so the last one looked up saves most of nghttp2's stream-map lookups. */
+static stream_t *stream_get(idm_h2_t *h, nghttp2_session *session, int32_t id) {
+  if (h->last && h->last->id == id)
+    return h->last;
+  stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+  if (s)
+    h->last = s;
+  return s;
 }
 
 /* ---- callbacks ----------------------------------------------------------------- */
@@ -168,10 +189,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   return 0;
 }
 
-static const char *const captured[] = {"content-type",     "authorization",
-                                       "x-idmint-subject-token", "x-idmint-target",
-                                       "x-idmint-scope",   "x-forwarded-for",
-                                       "x-idmint-posture"};
+#define NAME(s) {s, sizeof s - 1}
+static const struct {
+  const char *name;
+  size_t len;
+} captured[] = {NAME("content-type"),   NAME("authorization"),   NAME("x-idmint-subject-token"),
+                NAME("x-idmint-target"), NAME("x-idmint-scope"), NAME("x-forwarded-for"),
+                NAME("x-idmint-posture")};
+#undef NAME
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
@@ -179,7 +204,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   idm_h2_t *h = ud;
   if (frame->hd.type != NGHTTP2_HEADERS)
     return 0;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  stream_t *s = stream_get(h, session, frame->hd.stream_id);
   if (!s || s->reject)
     return 0;
   if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -196,9 +221,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     kind = F_PATH;
   else {
     bool want = false;
-    for (size_t i = 0; i < sizeof captured / sizeof captured[0]; i++)
-      if (strlen(captured[i]) == namelen && !memcmp(captured[i], name, namelen))
-        want = true;
+    for (size_t i = 0; i < sizeof captured / sizeof captured[0] && !want; i++)
+      want = captured[i].len == namelen && !memcmp(captured[i].name, name, namelen);
     if (!want)
       return 0;
     kind = F_OTHER;
@@ -220,7 +244,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
                          const uint8_t *data, size_t len, void *ud) {
   idm_h2_t *h = ud;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+  stream_t *s = stream_get(h, session, stream_id);
   if (!s || s->reject)
     return 0;
   if (s->body_len + len > h->lim.body_max) {
@@ -281,7 +305,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
   idm_h2_t *h = ud;
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
     return 0;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  stream_t *s = stream_get(h, session, frame->hd.stream_id);
   if (!s)
     return 0;
   /* A rejected request is answered as soon as its headers are in, without waiting for a
@@ -294,7 +318,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                            void *ud) {
   idm_h2_t *h = ud;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+  stream_t *s = stream_get(h, session, stream_id);
   if (!s)
     return 0;
   nghttp2_session_set_stream_user_data(session, stream_id, NULL);
@@ -303,18 +327,52 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   return 0;
 }
 
+/* DATA without a copy into nghttp2's frame buffer: read_body only sizes the frame, and
+ * send_data writes its header and payload straight into idm_h2_send's output. */
 static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud) {
   stream_t *s = src->ptr;
   size_t n = s->out_len - s->out_off;
   if (n > len)
     n = len;
-  if (n)
-    memcpy(buf, s->out + s->out_off, n);
   s->out_off += n;
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   if (s->out_off == s->out_len)
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
+}
+
+/* A DATA frame no longer than the room left in idm_h2_send's output (at least 64 bytes of
+ * payload), so that a small output buffer delays frames but never blocks them forever. */
+static ssize_t data_length(nghttp2_session *session, uint8_t type, int32_t stream_id,
+                          int32_t conn_window, int32_t stream_window, uint32_t max_frame,
+                          void *ud) {
+  idm_h2_t *h = ud;
+  size_t room = h->sd_out && h->sd_cap - h->sd_n > 9 + 64 ? h->sd_cap - h->sd_n - 9 : 64;
+  return (ssize_t)(room < max_frame ? room : max_frame);
+}
+
+static int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                     size_t length, nghttp2_data_source *src, void *ud) {
+  idm_h2_t *h = ud;
+  stream_t *s = src->ptr;
+  size_t pad = frame->data.padlen; /* 0: we set no padding callback; handled anyway */
+  size_t need = 9 + length + pad;
+  if (!h->sd_out || h->sd_cap - h->sd_n < need)
+    return NGHTTP2_ERR_WOULDBLOCK; /* retried by the next idm_h2_send, after a send */
+  if (length > s->out_len - s->out_sent)
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* cannot happen: read_body sized it */
+  uint8_t *o = h->sd_out + h->sd_n;
+  memcpy(o, framehd, 9);
+  o += 9;
+  if (pad)
+    *o++ = (uint8_t)(pad - 1);
+  memcpy(o, s->out + s->out_sent, length);
+  if (pad > 1)
+    memset(o + length, 0, pad - 1);
+  s->out_sent += length;
+  h->sd_n += need;
+  return 0;
 }
 
 /* ---- API ----------------------------------------------------------------------- */
@@ -329,6 +387,8 @@ idm_err_t idm_h2_global_init(void) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(g_cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(g_cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(g_cbs, on_stream_close);
+  nghttp2_session_callbacks_set_send_data_callback(g_cbs, send_data);
+  nghttp2_session_callbacks_set_data_source_read_length_callback(g_cbs, data_length);
   nghttp2_option_set_stream_reset_rate_limit(g_opt, IDM_NET_H2_RST_BURST, IDM_NET_H2_RST_RATE);
   nghttp2_option_set_max_continuations(g_opt, IDM_NET_H2_CONTINUATIONS_MAX);
   nghttp2_option_set_max_settings(g_opt, IDM_NET_H2_SETTINGS_MAX);
@@ -409,7 +469,12 @@ size_t idm_h2_send(idm_h2_t *h, uint8_t *out, size_t cap) {
     if (n == cap)
       return n;
     const uint8_t *data = NULL;
+    h->sd_out = out;
+    h->sd_cap = cap;
+    h->sd_n = n;
     ssize_t rc = nghttp2_session_mem_send(h->session, &data);
+    n = h->sd_n; /* DATA frames send_data wrote meanwhile, in order */
+    h->sd_out = NULL;
     if (rc <= 0)
       return n; /* 0: nothing more; <0: fatal, want_write turns false and we close */
     h->pending = data;
@@ -417,15 +482,29 @@ size_t idm_h2_send(idm_h2_t *h, uint8_t *out, size_t cap) {
   }
 }
 
+/* Decimal of v into out (at least 21 bytes), NUL-terminated: no printf on the hot path. */
+static void dec(char *out, size_t v) {
+  char t[24];
+  size_t n = 0;
+  do
+    t[n++] = (char)('0' + v % 10);
+  while (v /= 10);
+  for (size_t i = 0; i < n; i++)
+    out[i] = t[n - 1 - i];
+  out[n] = '\0';
+}
+
 idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *resp,
                          bool is_head) {
-  stream_t *s = nghttp2_session_get_stream_user_data(h->session, stream_id);
+  stream_t *s = stream_get(h, h->session, stream_id);
   if (!s || s->responded)
     return IDM_ERR_NOT_FOUND;
   is_head = is_head || s->is_head;
   char status[8], clen[24], retry[16];
-  snprintf(status, sizeof status, "%03d", (resp->status % 1000 + 1000) % 1000);
-  snprintf(clen, sizeof clen, "%zu", resp->body_len);
+  unsigned st = (unsigned)((resp->status % 1000 + 1000) % 1000);
+  status[0] = (char)('0' + st / 100), status[1] = (char)('0' + st / 10 % 10);
+  status[2] = (char)('0' + st % 10), status[3] = '\0';
+  dec(clen, resp->body_len);
   nghttp2_nv nv[10];
   size_t n = 0;
 #define NV(nm, val)                                                                           \
@@ -466,6 +545,7 @@ idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *
     memcpy(s->out, resp->body, resp->body_len);
     s->out_len = resp->body_len;
     s->out_off = 0;
+    s->out_sent = 0;
     prd.source.ptr = s;
     prd.read_callback = read_body;
     prdp = &prd;
