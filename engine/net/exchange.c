@@ -457,6 +457,8 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
     return;
   }
   res->pending = true;
+  if (it.profile == IDM_PROFILE_JWT)
+    x->signs++;
   if (x->m) {
     size_t ti = t->index < IDM_NET_METRIC_TARGETS_MAX ? t->index : IDM_NET_METRIC_TARGETS_MAX;
     IDM_MET_INC(&x->m->minted[ti]);
