@@ -66,6 +66,8 @@ typedef struct bitem {
   void *cookie;
   const idm_key_t *key;     /* jwt profile */
   uint32_t leaf;            /* leaf index (allow) */
+  bool leaf_later;          /* its leaf is finished at seal, from mid */
+  idm_leaf_mid_t mid;       /* leaf_later: SHA-256 state over the template's prefix */
   bool allow;
   uint8_t profile;
 } bitem_t;
@@ -95,7 +97,7 @@ typedef struct tmpl {
   uint16_t si_len, ent_len;
   uint8_t rem_len;
   char rem[2];              /* claims_fixed bytes after its last whole 3-byte group */
-  SHA256_CTX leaf;          /* SHA-256 state after 0x00 ‖ si */
+  idm_leaf_mid_t mid;       /* SHA-256 state after the whole blocks of 0x00 ‖ si */
   char key[TMPL_KEY_MAX];
   char si[TMPL_SI_MAX];
   char ent[TMPL_ENT_MAX];
@@ -406,10 +408,7 @@ static bool tmpl_build(const idm_batch_t *b, tmpl_t *t, const char *key, size_t 
   t->si_len = (uint16_t)o;
   t->rem_len = (uint8_t)(fl - whole);
   memcpy(t->rem, fixed + whole, t->rem_len);
-  static const uint8_t zero = 0x00;
-  SHA256_Init(&t->leaf);
-  SHA256_Update(&t->leaf, &zero, 1);
-  SHA256_Update(&t->leaf, t->si, t->si_len);
+  idm_merkle_leaf_mid(&t->mid, t->si, t->si_len);
   t->ent_len = 0;
   if (b->o.log) {
     idm_jcat_t w;
@@ -455,9 +454,9 @@ static const tmpl_t *tmpl_get(idm_batch_t *b, const idm_batch_item_t *it, const 
   return NULL;
 }
 
-/* Writes the signing input from template t into out and hashes its leaf. */
+/* Writes the signing input from template t into out (its leaf is finished at seal). */
 static idm_err_t si_from_tmpl(const tmpl_t *t, const idm_claims_t *c, char *out, size_t cap,
-                              size_t tail, size_t *si_len, idm_hash_t *leaf, idm_why_t *why) {
+                              size_t tail, size_t *si_len, idm_why_t *why) {
   char var[IDM_TOKEN_MAX];
   size_t vl;
   memcpy(var, t->rem, t->rem_len);
@@ -470,9 +469,6 @@ static idm_err_t si_from_tmpl(const tmpl_t *t, const idm_claims_t *c, char *out,
     return idm_fail(why, IDM_ERR_NOSPACE, "token does not fit its %zu-byte buffer", cap);
   memcpy(out, t->si, t->si_len);
   idm_b64url_encode(out + t->si_len, cap - t->si_len, (const uint8_t *)var, vl);
-  SHA256_CTX h = t->leaf;
-  SHA256_Update(&h, out + t->si_len, el);
-  SHA256_Final(leaf->b, &h);
   *si_len = t->si_len + el;
   return IDM_OK;
 }
@@ -516,9 +512,11 @@ idm_err_t idm_batch_add(idm_batch_t *b, const idm_batch_item_t *it, idm_why_t *w
     size_t si;
     t = tmpl_get(b, it, alg, kid, s->time_s);
     if (t) {
-      idm_err_t e = si_from_tmpl(t, c, it->out, it->out_cap, tail, &si, leaf, why);
+      idm_err_t e = si_from_tmpl(t, c, it->out, it->out_cap, tail, &si, why);
       if (e)
         return e;
+      bi->leaf_later = true;
+      bi->mid = t->mid;
     } else {
       idm_err_t e = idm_jwt_signing_input(it->out, it->out_cap, &si, alg, kid, c);
       if (e)
@@ -593,6 +591,23 @@ static void line_finish(idm_batch_t *b, slot_t *s, const idm_batch_head_t *h,
   s->seq = h->seq;
 }
 
+/* The leaves left for the seal (template hits), many at a time. */
+static void leaves_finish(slot_t *s) {
+  idm_leaf_job_t jobs[64];
+  size_t k = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    bitem_t *bi = &s->items[i];
+    if (!bi->allow || !bi->leaf_later)
+      continue;
+    jobs[k++] = (idm_leaf_job_t){&s->nodes[bi->leaf], &bi->mid, bi->out, bi->si_len};
+    if (k == sizeof jobs / sizeof *jobs) {
+      idm_merkle_leaves(jobs, k);
+      k = 0;
+    }
+  }
+  idm_merkle_leaves(jobs, k);
+}
+
 idm_err_t idm_batch_seal(idm_batch_t *b, idm_batch_sealed_t *out, idm_why_t *why) {
   slot_t *s = gather(b);
   if (s->n == 0)
@@ -602,6 +617,7 @@ idm_err_t idm_batch_seal(idm_batch_t *b, idm_batch_sealed_t *out, idm_why_t *why
   idm_batch_head_t h = {.size = s->allows, .time_s = s->time_s};
   h.seq = b->o.log ? idm_audit_seq_reserve(b->o.log) : b->local_seq++;
   if (s->allows) {
+    leaves_finish(s);
     idm_merkle_tree(s->nodes, s->allows);
     h.root = s->nodes[idm_merkle_tree_nodes(s->allows) - 1];
   } else {
