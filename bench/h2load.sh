@@ -6,6 +6,8 @@
 #   3. h2o (one thread) and nginx (one worker) serving a fixed 300-byte body over h2c
 #   4. the bare signing rate of the same number of threads (bench/bm_net BM_net_jwt_mint)
 #   5. the token exchange again at 80% of its maximum rate, for p50/p99 latency
+#   6. idmload (when built): jwt and batch profile at 80% of the maximum idmload finds in
+#      closed loop, open loop, latency from the intended send (env IDMLOAD: its binary)
 # Prints one table (rates, ratios, latency percentiles from h2load's per-request log).
 # Environment: IDMINT (binary), BENCH_DURATION (default 3s), SERVER_CPUS (default 0),
 # CLIENT_CPUS (default: every other core), BM_NET (bm_net binary; default next to IDMINT).
@@ -132,6 +134,45 @@ read -r disc_rps disc_p50 disc_p99 disc_bad disc_cpu < <(run disc "$IP" "http://
 # 80% of the maximum token rate, spread over the 16 clients
 rps80=$(python3 -c "print(max(1, int($tok_rps * 0.8 / 16)))")
 read -r tok80_rps tok80_p50 tok80_p99 tok80_bad tok80_cpu < <(run token80 "$IP" "http://127.0.0.1:$P/v1/token" "${form[@]}" --rps "$rps80")
+# ==== idmload (bench/idmload.c): open-loop latency at 80 % of the maximum =================
+# h2load's --rps sends bursts and measures from the actual send, which hides queueing
+# (docs/PERFORMANCE.md, "Load harness"). idmload finds the maximum in closed loop with the
+# same connection shape (-c 16 -m 32), then sends at 80 % of it on a uniform schedule and
+# measures each request from its intended send time. Skipped when idmload is not built.
+IDMLOAD=${IDMLOAD:-$(dirname "$IDMINT")/../bench/idmload}
+il_rows=""
+il_row() {  # NAME LABEL FORMFILE: one table row
+  local name=$1 label=$2 body=$3 t0 t1
+  local il=(taskset -c "$CLIENT_CPUS" "$IDMLOAD" -c 16 -m 32 -D "$DUR" --warm-up 1s --json
+            -d "$body" -H 'content-type: application/x-www-form-urlencoded')
+  "${il[@]}" "http://127.0.0.1:$P/v1/token" > "$T/$name-max.json" 2> "$T/$name-max.err" || true
+  local max
+  max=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rate'])" "$T/$name-max.json" 2>/dev/null || echo 0)
+  t0=$(ticks "$IP")
+  "${il[@]}" -r "$(python3 -c "print(max(1.0, $max * 0.8))")" "http://127.0.0.1:$P/v1/token" \
+    > "$T/$name.json" 2> "$T/$name.err" || true
+  t1=$(ticks "$IP")
+  python3 - "$T/$name.json" "$max" "$label" "$t0" "$t1" "$HZ" <<'PY' || echo "| $label: idmload failed ($(head -c 200 "$T/$name.err")) | | | | | | |"
+import json, sys
+r = json.load(open(sys.argv[1]))
+mx, label = float(sys.argv[2]), sys.argv[3]
+cpu_s = (float(sys.argv[5]) - float(sys.argv[4])) / float(sys.argv[6])
+q, lat, st, e = r["requests"], r["latency_ms"], r["status"], r["errors"]
+bad = q["completed"] - st["2xx"] + e["total"] + q["unfinished"]
+per_cpu = (q["completed"] + q["warmup"]) / cpu_s if cpu_s > 0 else 0
+print(f"| idmint POST /v1/token ({label}) at 80% of max, idmload open loop "
+      f"(-r {r['target_rate']:.0f}; max {mx:.0f} req/s closed loop) | {r['rate']:.0f} | {per_cpu:.0f} | "
+      f"{lat['p50']:.3f} | {lat['p99']:.3f} | {bad} | p99.9 {lat['p99_9']:.3f} ms, "
+      f"max {lat['max']:.3f} ms, {q['late']} late |")
+PY
+}
+if [ -x "$IDMLOAD" ]; then
+  il_rows=$(il_row il_jwt "jwt" "$T/form")
+  il_rows+=$'\n'$(il_row il_batch "batch profile" "$T/form-batch")
+else
+  il_rows="| (idmload not built: no open-loop rows) | | | | | | |"
+fi
+# ==== end of the idmload block ==========================================================
 sends=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_sends_total \([0-9]*\)/\1/p')
 reqs=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_http_request_duration_seconds_count \([0-9]*\)/\1/p')
 
@@ -211,6 +252,7 @@ req/CPU-s: 200s completed per CPU-second of the server process, both counted ove
 |---|---:|---:|---:|---:|---:|---|
 | idmint POST /v1/token (jwt, cached attestation) | $tok_rps | $tok_cpu | $tok_p50 | $tok_p99 | $tok_bad | $(ratio "$tok_cpu" "$sign_rps") of bare signing |
 | idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_cpu | $tok80_p50 | $tok80_p99 | $tok80_bad | |
+$il_rows
 | idmint POST /v1/token (batch profile, cached attestation) | $btok_rps | $btok_cpu | $btok_p50 | $btok_p99 | $btok_bad | $(ratio "$btok_cpu" "$h2o_cpu") of h2o |
 | idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_cpu | $jwks_p50 | $jwks_p99 | $jwks_bad | $(ratio "$jwks_cpu" "$h2o_cpu") of h2o |
 | idmint GET /.well-known/openid-configuration | $disc_rps | $disc_cpu | $disc_p50 | $disc_p99 | $disc_bad | $(ratio "$disc_cpu" "$h2o_cpu") of h2o |
