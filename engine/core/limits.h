@@ -118,6 +118,10 @@
  * budget grows by this step per turn up to IDM_NET_TURN_SCALE_MAX times it, so that a
  * batch's root signature and audit sync are shared by more requests; the first turn that
  * reads everything resets it. */
+/* Under a steady stream of requests a batch is sealed at most this often (it lingers
+ * between; see seal_due in server.c): the root signature and the audit sync are shared by
+ * the requests of ~0.75 ms, and an answer waits at most this long for its seal to start. */
+#define IDM_NET_SEAL_GAP_US 750
 #define IDM_NET_TURN_SIGNS 32
 #define IDM_NET_TURN_REQS 128
 #define IDM_NET_TURN_SCALE_MAX 8
