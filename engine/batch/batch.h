@@ -132,6 +132,14 @@ idm_err_t idm_batch_seal_sync(idm_batch_t *b, idm_batch_done_fn done, void *ctx,
 /* Slots sealed and not yet completed (for metrics and tests). */
 size_t idm_batch_inflight(const idm_batch_t *b);
 
+/* Credentials minted from a cached per-identity template (hits), after building one
+ * (misses), and without one (fields too large to cache; counted with the misses too when a
+ * build was tried). For metrics and tests. */
+typedef struct idm_batch_tmpl_stats {
+  uint64_t hits, misses, uncached;
+} idm_batch_tmpl_stats_t;
+void idm_batch_template_stats(const idm_batch_t *b, idm_batch_tmpl_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif

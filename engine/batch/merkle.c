@@ -16,6 +16,19 @@
 #include <openssl/sha.h>
 #include <string.h>
 
+#include "batch/sha256mb.h"
+
+#define MB 8 /* messages hashed together */
+
+static void put_be(idm_hash_t *out, const uint32_t st[8]) {
+  for (int i = 0; i < 8; i++) {
+    out->b[4 * i] = (uint8_t)(st[i] >> 24);
+    out->b[4 * i + 1] = (uint8_t)(st[i] >> 16);
+    out->b[4 * i + 2] = (uint8_t)(st[i] >> 8);
+    out->b[4 * i + 3] = (uint8_t)st[i];
+  }
+}
+
 void idm_merkle_leaf(idm_hash_t *out, const void *data, size_t len) {
   SHA256_CTX c;
   static const uint8_t zero = 0x00;
@@ -33,6 +46,99 @@ void idm_merkle_node(idm_hash_t *out, const idm_hash_t *left, const idm_hash_t *
   SHA256(buf, sizeof buf, out->b);
 }
 
+void idm_merkle_leaf_mid(idm_leaf_mid_t *m, const void *prefix, size_t len) {
+  static const uint8_t zero = 0x00;
+  size_t whole = (1 + len) / 64 * 64; /* bytes of 0x00 ‖ prefix in whole blocks */
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  if (whole) {
+    SHA256_Update(&c, &zero, 1);
+    SHA256_Update(&c, prefix, whole - 1);
+  }
+  memcpy(m->h, c.h, sizeof m->h); /* no bytes pending: c.h is the state */
+  m->done = (uint32_t)whole;
+}
+
+/* The portable finish: BoringSSL's SHA-256 resumed from the state (its context fields are
+ * public in openssl/sha.h). */
+static void leaf_finish_one(const idm_leaf_job_t *j) {
+  SHA256_CTX c;
+  memset(&c, 0, sizeof c);
+  memcpy(c.h, j->mid->h, sizeof c.h);
+  c.Nl = (uint32_t)((uint64_t)j->mid->done << 3);
+  c.Nh = (uint32_t)((uint64_t)j->mid->done >> 29);
+  c.md_len = SHA256_DIGEST_LENGTH;
+  if (j->mid->done == 0) {
+    static const uint8_t zero = 0x00;
+    SHA256_Update(&c, &zero, 1);
+    SHA256_Update(&c, j->data, j->len);
+  } else {
+    SHA256_Update(&c, (const uint8_t *)j->data + j->mid->done - 1, j->len + 1 - j->mid->done);
+  }
+  SHA256_Final(j->out->b, &c);
+}
+
+#define TAIL_BLOCKS 4 /* lanes whose rest is longer take the portable path */
+
+void idm_merkle_leaves(const idm_leaf_job_t *jobs, size_t n) {
+  if (!idm_sha256mb_available()) {
+    for (size_t i = 0; i < n; i++)
+      leaf_finish_one(&jobs[i]);
+    return;
+  }
+  uint8_t tail[MB][TAIL_BLOCKS * 64];
+  uint32_t st[MB][8];
+  size_t nb[MB];
+  const idm_leaf_job_t *lane[MB];
+  size_t i = 0;
+  while (i < n) {
+    size_t k = 0, most = 0;
+    for (; i < n && k < MB; i++) {
+      const idm_leaf_job_t *j = &jobs[i];
+      uint64_t total = (uint64_t)j->len + 1, done = j->mid->done;
+      uint64_t rest = total - done;
+      size_t blocks = (size_t)((rest + 9 + 63) / 64);
+      if (blocks > TAIL_BLOCKS) {
+        leaf_finish_one(j);
+        continue;
+      }
+      uint8_t *t = tail[k];
+      if (done == 0) {
+        t[0] = 0x00;
+        memcpy(t + 1, j->data, j->len);
+      } else {
+        memcpy(t, (const uint8_t *)j->data + done - 1, (size_t)rest);
+      }
+      memset(t + rest, 0, blocks * 64 - (size_t)rest);
+      t[rest] = 0x80;
+      uint64_t bits = total << 3;
+      for (int b = 0; b < 8; b++)
+        t[blocks * 64 - 1 - b] = (uint8_t)(bits >> (8 * b));
+      memcpy(st[k], j->mid->h, sizeof st[k]);
+      nb[k] = blocks;
+      lane[k] = j;
+      most = blocks > most ? blocks : most;
+      k++;
+    }
+    /* Lock step over the lanes' blocks; lanes with fewer blocks drop out. */
+    for (size_t b = 0; b < most; b++) {
+      uint32_t *sp[MB];
+      const uint8_t *bp[MB];
+      size_t m = 0;
+      for (size_t l = 0; l < k; l++) {
+        if (b < nb[l]) {
+          sp[m] = st[l];
+          bp[m] = tail[l] + 64 * b;
+          m++;
+        }
+      }
+      idm_sha256mb_compress(sp, bp, m);
+    }
+    for (size_t l = 0; l < k; l++)
+      put_be(lane[l]->out, st[l]);
+  }
+}
+
 void idm_merkle_empty(idm_hash_t *out) { SHA256((const uint8_t *)"", 0, out->b); }
 
 size_t idm_merkle_tree_nodes(size_t n) {
@@ -47,13 +153,47 @@ size_t idm_merkle_tree_nodes(size_t n) {
   }
 }
 
+/* up[i] = node(lvl[2i], lvl[2i+1]) for i < k <= MB: two blocks each,
+ * 0x01 ‖ l ‖ r[0..31) and r[31] 0x80 0... (length 65 * 8 = 0x208 bits). */
+static void nodes_mb(idm_hash_t *up, const idm_hash_t *lvl, size_t k) {
+  uint8_t b1[MB][64], b2[MB][64];
+  uint32_t st[MB][8], *sp[MB];
+  const uint8_t *bp[MB];
+  for (size_t i = 0; i < k; i++) {
+    const idm_hash_t *l = &lvl[2 * i], *r = &lvl[2 * i + 1];
+    b1[i][0] = 0x01;
+    memcpy(&b1[i][1], l->b, 32);
+    memcpy(&b1[i][33], r->b, 31);
+    memset(b2[i], 0, 64);
+    b2[i][0] = r->b[31];
+    b2[i][1] = 0x80;
+    b2[i][62] = 0x02;
+    b2[i][63] = 0x08;
+    memcpy(st[i], idm_sha256_iv, sizeof st[i]);
+    sp[i] = st[i];
+    bp[i] = b1[i];
+  }
+  idm_sha256mb_compress(sp, bp, k);
+  for (size_t i = 0; i < k; i++)
+    bp[i] = b2[i];
+  idm_sha256mb_compress(sp, bp, k);
+  for (size_t i = 0; i < k; i++)
+    put_be(&up[i], st[i]);
+}
+
 void idm_merkle_tree(idm_hash_t *nodes, size_t n) {
   idm_hash_t *lvl = nodes;
+  bool mb = idm_sha256mb_available();
   while (n > 1) {
     idm_hash_t *up = lvl + n;
     size_t pairs = n / 2;
-    for (size_t i = 0; i < pairs; i++)
-      idm_merkle_node(&up[i], &lvl[2 * i], &lvl[2 * i + 1]);
+    if (mb) {
+      for (size_t i = 0; i < pairs; i += MB)
+        nodes_mb(&up[i], &lvl[2 * i], pairs - i < MB ? pairs - i : MB);
+    } else {
+      for (size_t i = 0; i < pairs; i++)
+        idm_merkle_node(&up[i], &lvl[2 * i], &lvl[2 * i + 1]);
+    }
     if (n & 1)
       up[pairs] = lvl[n - 1];
     lvl = up;
