@@ -12,6 +12,7 @@ const uint32_t idm_sha256_iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 static const uint32_t K256[64] = {
@@ -46,7 +47,7 @@ TARGET static inline void store_state(uint32_t st[8], __m128i s0, __m128i s1) {
 #define GROUP(N, g, A, B, C, D)                                                                \
   do {                                                                                         \
     const __m128i k = _mm_loadu_si128((const __m128i *)&K256[4 * (g)]);                       \
-    for (int i = 0; i < (N); i++) {                                                            \
+    _Pragma("GCC unroll 8") for (int i = 0; i < (N); i++) {                                    \
       __m128i t = _mm_add_epi32(A[i], k);                                                      \
       s1[i] = _mm_sha256rnds2_epu32(s1[i], s0[i], t);                                          \
       s0[i] = _mm_sha256rnds2_epu32(s0[i], s1[i], _mm_shuffle_epi32(t, 0x0e));                 \
@@ -89,7 +90,7 @@ TARGET static inline void store_state(uint32_t st[8], __m128i s0, __m128i s1) {
     store_state(st[i], _mm_add_epi32(s0[i], a0[i]), _mm_add_epi32(s1[i], a1[i]));
 
 #define MB_FN(N)                                                                               \
-  TARGET __attribute__((optimize("unroll-loops"))) static void mb##N(                         \
+  TARGET static void mb##N(                                                                    \
       uint32_t *const *st, const uint8_t *const *blk) {                                          \
     MB_BODY(N)                                                                                 \
   }
@@ -98,11 +99,16 @@ MB_FN(4)
 MB_FN(2)
 MB_FN(1)
 
+/* CPUID directly: clang 14's __builtin_cpu_supports does not know "sha". */
 static bool have_sha, enabled = true;
 __attribute__((constructor)) static void sha256mb_cpu_init(void) {
-  __builtin_cpu_init();
-  have_sha = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
-             __builtin_cpu_supports("ssse3");
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d))
+    return;
+  bool ssse3 = c & bit_SSSE3, sse41 = c & bit_SSE4_1;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+    return;
+  have_sha = ssse3 && sse41 && (b & bit_SHA);
 }
 
 bool idm_sha256mb_available(void) { return have_sha && enabled; }
