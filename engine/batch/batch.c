@@ -89,6 +89,7 @@ typedef struct slot {
  * jti, target, rules, line time) produces the same way every time, computed once. */
 #define TMPL_SETS 64      /* two ways each: 128 templates, ~330 KB per batcher */
 #define TMPL_KEY_MAX 512  /* the raw fields the template was built from */
+#define KEY_HASHED 128    /* leading key bytes that pick a template's set */
 #define TMPL_SI_MAX 1024  /* b64url(header) "." b64url(claims_fixed up to a 3-byte group) */
 #define TMPL_ENT_MAX 1024 /* the escaped constant part of the allow entry */
 typedef struct tmpl {
@@ -366,23 +367,24 @@ static size_t tmpl_key(char *buf, const idm_batch_item_t *it, const char *alg, c
                        int64_t line_time) {
   const idm_claims_t *c = it->claims;
   kw_t k = {buf, buf + TMPL_KEY_MAX, false};
-  key_i64(&k, c->iat);
-  key_i64(&k, c->nbf);
-  key_i64(&k, c->exp);
-  key_i64(&k, line_time);
-  key_cstr(&k, alg);
-  key_cstr(&k, kid);
-  key_cstr(&k, c->iss);
+  /* what tells identities apart first: the hash covers at most KEY_HASHED bytes */
   key_put(&k, c->sub, slen(c->sub, c->sub_len));
   key_cstr(&k, c->aud);
+  key_cstr(&k, it->target);
   key_put(&k, c->scope, slen(c->scope, c->scope_len));
   key_cstr(&k, c->trust);
   key_cstr(&k, c->policy);
-  key_cstr(&k, it->target);
   char rn = (char)(it->rules_n > 0xff ? 0xff : it->rules_n);
   key_put(&k, &rn, 1);
   for (size_t i = 0; i < it->rules_n; i++)
     key_cstr(&k, it->rules[i]);
+  key_cstr(&k, alg);
+  key_cstr(&k, kid);
+  key_cstr(&k, c->iss);
+  key_i64(&k, c->iat);
+  key_i64(&k, c->nbf);
+  key_i64(&k, c->exp);
+  key_i64(&k, line_time);
   if (k.over || it->rules_n > 0xfe)
     return 0;
   return (size_t)(k.p - buf);
@@ -434,7 +436,10 @@ static const tmpl_t *tmpl_get(idm_batch_t *b, const idm_batch_item_t *it, const 
     b->tmpl_uncached++;
     return NULL;
   }
-  uint64_t h = XXH3_64bits(key, kl);
+  /* The hash only picks a set (a hit compares the whole key), so it covers the leading
+   * bytes: XXH3's short-input path, and the same identity in the next second lands in the
+   * same set. */
+  uint64_t h = XXH3_64bits(key, kl < KEY_HASHED ? kl : KEY_HASHED);
   size_t set = (size_t)(h % TMPL_SETS);
   tmpl_t *ways = &b->tmpl[2 * set];
   for (int w = 0; w < 2; w++) {
