@@ -146,6 +146,7 @@ typedef struct {
   uint32_t free_len, active;
   int64_t *backlog;            /* ring of intended times waiting for a slot */
   uint32_t bl_cap, bl_head, bl_len;
+  uint32_t bl_late;            /* backlog entries (from the head) already counted late */
   uint8_t *out;
   size_t out_len;
   const uint8_t *pend;         /* nghttp2's last chunk not yet copied into out */
@@ -879,8 +880,22 @@ static void conn_pump(conn_t *c, bool window_open) {
         break;
       c->bl_head = (c->bl_head + 1) % c->bl_cap;
       c->bl_len--;
+      if (c->bl_late)
+        c->bl_late--;
     }
   }
+}
+
+/* Open loop: a due request that could not be submitted in the turn it became due (no free
+ * stream slot, no connection, or GOAWAY) is late; counted once. */
+static void conn_count_late(conn_t *c) {
+  thread_t *t = c->t;
+  for (uint32_t j = c->bl_late; j < c->bl_len; j++) {
+    int64_t due = c->backlog[(c->bl_head + j) % c->bl_cap];
+    if (due >= t->t_warm && due < t->t_end)
+      t->r.late++;
+  }
+  c->bl_late = c->bl_len;
 }
 
 /* Open loop: a request is due; it goes to the next connection in turn. */
@@ -894,8 +909,6 @@ static void enqueue_due(thread_t *t, int64_t due) {
     t->r.backlog_full++;
     return;
   }
-  if (measured && (c->bl_len > 0 || c->free_len == 0 || c->state != CONN_UP || c->goaway))
-    t->r.late++;
   c->backlog[(c->bl_head + c->bl_len) % c->bl_cap] = due;
   c->bl_len++;
 }
@@ -944,6 +957,8 @@ static void *thread_main(void *arg) {
         conn_pump(c, window_open);
         conn_flush(c);
       }
+      if (!t->closed)
+        conn_count_late(c);
       if (c->active > 0 || c->bl_len > 0)
         busy = true;
     }
