@@ -2,28 +2,29 @@
  *
  * Work is split so that the per-credential part is as small as possible and everything
  * else happens once per batch:
- *   add   (per credential): signing input straight into the caller's output buffer,
- *                           leaf hash, the audit entry appended to the slot's line; the
- *                           part of these that depends only on the identity comes from
- *                           a template (below).
- *   seal  (per batch):      tree, one Ed25519 signature over the batch message, then per
- *                           credential only its path, proof encoding and base64url (or,
- *                           jwt profile, its own signature); the line's head, one SHA-256
- *                           pass over the line and the chain step (audit.h).
+ *   add   (per credential): signing input straight into the caller's output buffer and
+ *                           the audit entry appended to the slot's line, mostly copied
+ *                           from the identity's template (below).
+ *   seal  (per batch):      the leaves of template hits (up to eight at a time, see
+ *                           sha256mb.h), the tree, one Ed25519 signature over the batch
+ *                           message, then per credential only its path, proof encoding and
+ *                           base64url (or, jwt profile, its own signature); the line's head,
+ *                           one SHA-256 pass over the line and the chain step (audit.h).
  *
  * Templates. All of a credential but its jti is the same for every credential of one
  * identity and target issued within one second (iat, nbf, exp are whole seconds): the
  * header, the claims before jti (see idm_jwt_claims_fixed), and the audit entry but its
- * jti. A small two-way table per batcher (TMPL_SETS x 2, reserved at creation) keeps,
- * per such identity: base64url of the header and of the fixed claims up to their last whole
+ * jti. A small two-way table per batcher (TMPL_SETS x 2, reserved at creation) keeps, per
+ * such identity: base64url of the header and of the fixed claims up to their last whole
  * 3-byte group (base64 of a concatenation split at a 3-byte boundary is the concatenation
- * of the base64s), the 0-2 bytes left over, the SHA-256 state after absorbing 0x00 and
- * that prefix, and the escaped constant part of the audit entry. A credential then costs
- * a copy of the prefix, base64url of ~35 bytes (the left-over bytes and the jti) and one
- * or two SHA-256 blocks instead of eight; an identity misses once per second. A hit compares every input field in
- * full (the hash only picks the set); a miss rebuilds the older way of its set at about the cost of the
- * uncached path; inputs too large for a slot take the uncached path
- * (idm_jwt_signing_input), which yields the same bytes (tests/batch checks both).
+ * of the base64s), the 0-2 bytes left over, the SHA-256 state after the whole blocks of
+ * 0x00 and that prefix, and the escaped constant part of the audit entry. A credential then
+ * costs a copy of the prefix, base64url of ~35 bytes (the left-over bytes and the jti) and
+ * one or two SHA-256 blocks for its leaf instead of eight; an identity misses once per
+ * second. A hit compares every input field in full (the hash only picks the set); a miss
+ * rebuilds the older way of its set at about the cost of the uncached path; inputs too
+ * large for a slot take the uncached path (idm_jwt_signing_input, leaf hashed at add),
+ * which yields the same bytes (tests/batch checks both).
  *
  * Slots form a ring: the gathering slot follows the sealed ones still waiting for their
  * audit write, oldest first, so completions come out in seal order.
