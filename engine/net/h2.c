@@ -25,6 +25,7 @@
 #include "net/h2.h"
 
 #include <nghttp2/nghttp2.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,23 +38,33 @@ typedef struct field {
   uint32_t off, name_len, len;
 } field_t;
 
+/* A stream record is one pool block of 2 KiB that also holds a typical request's captured
+ * headers and body and, once the request is dispatched (its body is no longer read), the
+ * response body: one allocation per request instead of four. Larger ones spill into pool
+ * blocks of their own. */
+#define HDR_INLINE 192
+#define BODY_INLINE 1400
+
 typedef struct stream {
   struct stream *prev, *next; /* the session's open streams (nghttp2_session_del does not
                                  report them closed, so we free them ourselves) */
   int32_t id;
-  char *buf;             /* pool: captured names and values */
-  size_t buf_len;
+  char *buf;             /* captured names and values: hdr_inl, or a pool block */
+  size_t buf_len, buf_cap;
   field_t fields[F__MAX];
   uint32_t field_count;
   uint32_t header_bytes;
-  uint8_t *body;         /* pool */
-  size_t body_len;
-  char *out;             /* pool: response body being sent */
+  uint8_t *body;         /* body_inl, or a pool block */
+  size_t body_len, body_cap;
+  char *out;             /* response body being sent: body_inl, or a pool block */
   size_t out_len, out_off; /* out_off: bytes handed to nghttp2 as DATA frame lengths */
   size_t out_sent;       /* bytes written into the caller's output by send_data */
   int reject;            /* 0, or 413/431/400: answer this instead of routing */
   bool dispatched, responded, is_head;
+  char hdr_inl[HDR_INLINE];   /* (not zeroed at start: only the fields above are) */
+  uint8_t body_inl[BODY_INLINE];
 } stream_t;
+_Static_assert(sizeof(stream_t) + 16 <= 2048, "a stream record fits one 2 KiB pool block");
 
 struct idm_h2 {
   nghttp2_session *session;
@@ -123,17 +134,23 @@ static void *h2_realloc(void *p, size_t n, void *ud) {
   return q;
 }
 
-/* Appends to a pool buffer owned by the connection's budget. */
-static bool buf_append(idm_h2_t *h, void **buf, size_t *len, const void *src, size_t n) {
-  size_t have = *buf ? idm_pool_block_size(*buf) : 0;
-  if (*len + n > have) {
-    size_t want = have ? have * 2 : 256;
+/* Appends to a buffer that starts in the stream record (inl, cap bytes) and moves to pool
+ * blocks owned by the connection's budget as it grows. */
+static bool buf_append(idm_h2_t *h, void **buf, size_t *len, size_t *cap, const void *inl,
+                       const void *src, size_t n) {
+  if (*len + n > *cap) {
+    size_t want = *cap * 2 > 256 ? *cap * 2 : 256;
     while (want < *len + n)
       want *= 2;
-    void *q = h2_realloc(*buf, want, h);
+    void *q = h2_malloc(want, h);
     if (!q)
       return false;
+    if (*len)
+      memcpy(q, *buf, *len);
+    if (*buf != inl)
+      h2_free(*buf, h);
     *buf = q;
+    *cap = idm_pool_block_size(q);
   }
   if (n) /* memcpy from a NULL src is undefined even for 0 bytes */
     memcpy((uint8_t *)*buf + *len, src, n);
@@ -150,9 +167,12 @@ static void stream_free(idm_h2_t *h, stream_t *s) {
     h->streams_head = s->next;
   if (s->next)
     s->next->prev = s->prev;
-  h2_free(s->buf, h);
-  h2_free(s->body, h);
-  h2_free(s->out, h);
+  if (s->buf != s->hdr_inl)
+    h2_free(s->buf, h);
+  if (s->body != s->body_inl)
+    h2_free(s->body, h);
+  if (s->out != (char *)s->body_inl)
+    h2_free(s->out, h);
   h2_free(s, h);
 }
 
@@ -173,9 +193,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   idm_h2_t *h = ud;
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
-  stream_t *s = h2_calloc(1, sizeof *s, h);
+  stream_t *s = h2_malloc(sizeof *s, h);
   if (!s)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM: we cannot serve it */
+  memset(s, 0, offsetof(stream_t, hdr_inl));
+  s->buf = s->hdr_inl;
+  s->buf_cap = sizeof s->hdr_inl;
+  s->body = s->body_inl;
+  s->body_cap = sizeof s->body_inl;
   s->id = frame->hd.stream_id;
   if (nghttp2_session_set_stream_user_data(session, s->id, s) != 0) {
     h2_free(s, h);
@@ -234,8 +259,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   f->off = (uint32_t)s->buf_len;
   f->name_len = kind == F_OTHER ? (uint32_t)namelen : 0;
   f->len = (uint32_t)valuelen;
-  if ((kind == F_OTHER && !buf_append(h, (void **)&s->buf, &s->buf_len, name, namelen)) ||
-      !buf_append(h, (void **)&s->buf, &s->buf_len, value, valuelen))
+  if ((kind == F_OTHER &&
+       !buf_append(h, (void **)&s->buf, &s->buf_len, &s->buf_cap, s->hdr_inl, name, namelen)) ||
+      !buf_append(h, (void **)&s->buf, &s->buf_len, &s->buf_cap, s->hdr_inl, value, valuelen))
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   s->field_count++;
   return 0;
@@ -251,7 +277,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     s->reject = 413;
     return 0;
   }
-  if (!buf_append(h, (void **)&s->body, &s->body_len, data, len))
+  if (!buf_append(h, (void **)&s->body, &s->body_len, &s->body_cap, s->body_inl, data, len))
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   return 0;
 }
@@ -483,7 +509,7 @@ size_t idm_h2_send(idm_h2_t *h, uint8_t *out, size_t cap) {
 }
 
 /* Decimal of v into out (at least 21 bytes), NUL-terminated: no printf on the hot path. */
-static void dec(char *out, size_t v) {
+static size_t dec(char *out, size_t v) {
   char t[24];
   size_t n = 0;
   do
@@ -492,6 +518,7 @@ static void dec(char *out, size_t v) {
   for (size_t i = 0; i < n; i++)
     out[i] = t[n - 1 - i];
   out[n] = '\0';
+  return n;
 }
 
 idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *resp,
@@ -504,18 +531,19 @@ idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *
   unsigned st = (unsigned)((resp->status % 1000 + 1000) % 1000);
   status[0] = (char)('0' + st / 100), status[1] = (char)('0' + st / 10 % 10);
   status[2] = (char)('0' + st % 10), status[3] = '\0';
-  dec(clen, resp->body_len);
+  size_t clen_len = dec(clen, resp->body_len);
   nghttp2_nv nv[10];
   size_t n = 0;
-#define NV(nm, val)                                                                           \
-  nv[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), sizeof(nm) - 1, strlen(val),     \
+#define NVL(nm, val, len)                                                                     \
+  nv[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), sizeof(nm) - 1, (len),           \
                          NGHTTP2_NV_FLAG_NO_COPY_NAME}
-  NV(":status", status);
+#define NV(nm, val) NVL(nm, val, strlen(val))
+  NVL(":status", status, 3);
   if (resp->content_type)
     NV("content-type", resp->content_type);
-  NV("content-length", clen);
+  NVL("content-length", clen, clen_len);
   if (resp->no_store)
-    NV("cache-control", "no-store");
+    NVL("cache-control", "no-store", 8);
   if (resp->retry_after_s) {
     snprintf(retry, sizeof retry, "%u", resp->retry_after_s);
     NV("retry-after", retry);
@@ -523,6 +551,7 @@ idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *
   if (resp->allow)
     NV("allow", resp->allow);
 #undef NV
+#undef NVL
   char *auth = NULL;
   if (resp->token && resp->token_len) {
     nv[n++] = (nghttp2_nv){(uint8_t *)"x-idmint-token", (uint8_t *)resp->token, 14,
@@ -537,12 +566,15 @@ idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *
   }
   nghttp2_data_provider prd, *prdp = NULL;
   if (!is_head && resp->body_len) {
-    s->out = h2_malloc(resp->body_len, h);
+    /* The request was dispatched: its body (maybe in body_inl) is no longer read, so the
+     * response may take its place; memmove, as a handler may answer with the request body. */
+    s->out = resp->body_len <= sizeof s->body_inl ? (char *)s->body_inl
+                                                  : h2_malloc(resp->body_len, h);
     if (!s->out) {
       h2_free(auth, h);
       return IDM_ERR_POOL_EMPTY;
     }
-    memcpy(s->out, resp->body, resp->body_len);
+    memmove(s->out, resp->body, resp->body_len);
     s->out_len = resp->body_len;
     s->out_off = 0;
     s->out_sent = 0;
