@@ -6,7 +6,9 @@
 #   3. h2o (one thread) and nginx (one worker) serving a fixed 300-byte body over h2c
 #   4. the bare signing rate of the same number of threads (bench/bm_net BM_net_jwt_mint)
 #   5. the token exchange again at 80% of its maximum rate, for p50/p99 latency
-#   6. idmload (when built): jwt and batch profile at 80% of the maximum idmload finds in
+#   6. idmload (when built): the batch profile, JWKS and h2o again in closed loop with the
+#      lighter client (h2load saturates its own core before the server at these rates), and
+#      jwt and batch profile at 80% of the maximum idmload finds in
 #      closed loop, open loop, latency from the intended send (env IDMLOAD: its binary)
 # Prints one table (rates, ratios, latency percentiles from h2load's per-request log).
 # Environment: IDMINT (binary), BENCH_DURATION (default 3s), SERVER_CPUS (default 0),
@@ -125,11 +127,40 @@ per_cpu = win / cpu_s if cpu_s > 0 else 0
 print(f"{float(sys.argv[2]):.0f} {pct(0.5):.3f} {pct(0.99):.3f} {sys.argv[3]} {per_cpu:.0f}")
 PY2
 }
+# ilrun NAME PID URL [idmload args]: closed loop with idmload (-c 16 -m 32), server CPU over
+# the same kind of window as run(); prints "req/s req_per_cpu_s". h2load spends more CPU per
+# response than idmload, so at a few hundred thousand req/s h2load's core, not the server,
+# sets the pace and the server is measured half idle; these rows drive idmint and h2o with
+# the lighter client, so both are compared saturated.
+ilrun() {
+  local name=$1 pid=$2 url=$3
+  shift 3
+  if [ ! -x "${IDMLOAD:-}" ]; then echo "0 0"; return; fi
+  taskset -c "$CLIENT_CPUS" "$IDMLOAD" -c 16 -m 32 -D "$DUR" --warm-up "${WARM}s" --json "$@" \
+    "$url" > "$T/$name.json" 2> "$T/$name.err" &
+  local ip=$! w0 w1 t0 t1
+  sleep "$(python3 -c "print($WARM + 0.25)")"
+  w0=$(date +%s%6N) t0=$(ticks "$pid")
+  sleep "$(python3 -c "print(max(0.1, $DUR_S - 0.5))")"
+  w1=$(date +%s%6N) t1=$(ticks "$pid")
+  wait "$ip" || true
+  python3 - "$T/$name.json" "$t0" "$t1" "$HZ" "$w0" "$w1" <<'PY2' || echo "0 0"
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r["status"]["2xx"] / max(1, r["requests"]["completed"])
+cpu_frac = (float(sys.argv[3]) - float(sys.argv[2])) / float(sys.argv[4]) / ((int(sys.argv[6]) - int(sys.argv[5])) / 1e6)
+rate = r["rate"] * ok
+print(f"{rate:.0f} {rate / cpu_frac if cpu_frac > 0 else 0:.0f}")
+PY2
+}
+IDMLOAD=${IDMLOAD:-$(dirname "$IDMINT")/../bench/idmload}
 form=(-d "$T/form" -H 'content-type: application/x-www-form-urlencoded')
 IP=${pids[0]}
 read -r tok_rps tok_p50 tok_p99 tok_bad tok_cpu < <(run token "$IP" "http://127.0.0.1:$P/v1/token" "${form[@]}")
 read -r btok_rps btok_p50 btok_p99 btok_bad btok_cpu < <(run btok "$IP" "http://127.0.0.1:$P/v1/token" -d "$T/form-batch" -H 'content-type: application/x-www-form-urlencoded')
 read -r jwks_rps jwks_p50 jwks_p99 jwks_bad jwks_cpu < <(run jwks "$IP" "http://127.0.0.1:$P/.well-known/jwks.json")
+read -r ibtok_rps ibtok_cpu < <(ilrun ibtok "$IP" "http://127.0.0.1:$P/v1/token" -d "$T/form-batch" -H 'content-type: application/x-www-form-urlencoded')
+read -r ijwks_rps ijwks_cpu < <(ilrun ijwks "$IP" "http://127.0.0.1:$P/.well-known/jwks.json")
 read -r disc_rps disc_p50 disc_p99 disc_bad disc_cpu < <(run disc "$IP" "http://127.0.0.1:$P/.well-known/openid-configuration")
 # 80% of the maximum token rate, spread over the 16 clients
 rps80=$(python3 -c "print(max(1, int($tok_rps * 0.8 / 16)))")
@@ -179,7 +210,7 @@ reqs=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_http_request_du
 # --- h2o and nginx: a fixed 300-byte body over h2c
 mkdir -p "$T/www"
 head -c 300 /dev/zero | tr '\0' x > "$T/www/body"
-h2o_rps=0 h2o_p99=nan h2o_cpu=0 nginx_rps=0 nginx_p99=nan nginx_cpu=0
+h2o_rps=0 h2o_p99=nan h2o_cpu=0 ih2o_rps=0 ih2o_cpu=0 nginx_rps=0 nginx_p99=nan nginx_cpu=0
 if command -v h2o >/dev/null; then
   HP=$(port)
   cat > "$T/h2o.conf" <<CONF
@@ -201,6 +232,7 @@ CONF
   pids+=($!)
   wait_up "http://127.0.0.1:$HP/body"
   read -r h2o_rps _ h2o_p99 _ h2o_cpu < <(run h2o "${pids[-1]}" "http://127.0.0.1:$HP/body")
+  read -r ih2o_rps ih2o_cpu < <(ilrun ih2o "${pids[-1]}" "http://127.0.0.1:$HP/body")
 fi
 if command -v nginx >/dev/null; then
   NP=$(port)
@@ -254,9 +286,12 @@ req/CPU-s: 200s completed per CPU-second of the server process, both counted ove
 | idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_cpu | $tok80_p50 | $tok80_p99 | $tok80_bad | |
 $il_rows
 | idmint POST /v1/token (batch profile, cached attestation) | $btok_rps | $btok_cpu | $btok_p50 | $btok_p99 | $btok_bad | $(ratio "$btok_cpu" "$h2o_cpu") of h2o |
+| idmint POST /v1/token (batch profile), idmload closed loop | $ibtok_rps | $ibtok_cpu | | | | $(ratio "$ibtok_cpu" "$ih2o_cpu") of h2o (idmload) |
 | idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_cpu | $jwks_p50 | $jwks_p99 | $jwks_bad | $(ratio "$jwks_cpu" "$h2o_cpu") of h2o |
+| idmint GET /.well-known/jwks.json, idmload closed loop | $ijwks_rps | $ijwks_cpu | | | | $(ratio "$ijwks_cpu" "$ih2o_cpu") of h2o (idmload) |
 | idmint GET /.well-known/openid-configuration | $disc_rps | $disc_cpu | $disc_p50 | $disc_p99 | $disc_bad | $(ratio "$disc_cpu" "$h2o_cpu") of h2o |
 | h2o 2.2 (1 thread), 300-byte file | $h2o_rps | $h2o_cpu | | $h2o_p99 | | |
+| h2o 2.2 (1 thread), 300-byte file, idmload closed loop | $ih2o_rps | $ih2o_cpu | | | | |
 | nginx 1.22 (1 worker), 300-byte file | $nginx_rps | $nginx_cpu | | $nginx_p99 | | $(ratio "$nginx_cpu" "$h2o_cpu") of h2o |
 | bare jwt mint, $threads thread(s) (bm_net BM_net_jwt_mint, per CPU-s) | | $sign_rps | | | | |
 idmint responses per send(2): $(ratio "$reqs" "$sends") ($reqs responses, $sends sends)
