@@ -2,28 +2,29 @@
  *
  * Work is split so that the per-credential part is as small as possible and everything
  * else happens once per batch:
- *   add   (per credential): signing input straight into the caller's output buffer,
- *                           leaf hash, the audit entry appended to the slot's line; the
- *                           part of these that depends only on the identity comes from
- *                           a template (below).
- *   seal  (per batch):      tree, one Ed25519 signature over the batch message, then per
- *                           credential only its path, proof encoding and base64url (or,
- *                           jwt profile, its own signature); the line's head, one SHA-256
- *                           pass over the line and the chain step (audit.h).
+ *   add   (per credential): signing input straight into the caller's output buffer and
+ *                           the audit entry appended to the slot's line, mostly copied
+ *                           from the identity's template (below).
+ *   seal  (per batch):      every leaf (eight at a time, see sha256mb.h), the tree, one Ed25519 signature over the batch
+ *                           message, then per credential only its path, proof encoding and
+ *                           base64url (or, jwt profile, its own signature); the line's head,
+ *                           one SHA-256 pass over the line and the chain step (audit.h).
  *
  * Templates. All of a credential but its jti is the same for every credential of one
  * identity and target issued within one second (iat, nbf, exp are whole seconds): the
  * header, the claims before jti (see idm_jwt_claims_fixed), and the audit entry but its
- * jti. A small two-way table per batcher (TMPL_SETS x 2, reserved at creation) keeps,
- * per such identity: base64url of the header and of the fixed claims up to their last whole
+ * jti. A small two-way table per batcher (TMPL_SETS x 2, reserved at creation) keeps, per
+ * such identity: base64url of the header and of the fixed claims up to their last whole
  * 3-byte group (base64 of a concatenation split at a 3-byte boundary is the concatenation
- * of the base64s), the 0-2 bytes left over, the SHA-256 state after absorbing 0x00 and
- * that prefix, and the escaped constant part of the audit entry. A credential then costs
- * a copy of the prefix, base64url of ~35 bytes (the left-over bytes and the jti) and one
- * or two SHA-256 blocks instead of eight; an identity misses once per second. A hit compares every input field in
- * full (the hash only picks the set); a miss rebuilds the older way of its set at about the cost of the
- * uncached path; inputs too large for a slot take the uncached path
- * (idm_jwt_signing_input), which yields the same bytes (tests/batch checks both).
+ * of the base64s), the 0-2 bytes left over, the SHA-256 state after the whole blocks of
+ * 0x00 and that prefix, and the escaped constant part of the audit entry. A credential then
+ * costs a copy of the prefix, base64url of ~35 bytes (the left-over bytes and the jti) and
+ * one or two SHA-256 blocks for its leaf instead of eight; an identity misses once per
+ * second. A hit compares every input field in full (the hash only picks the set); a miss
+ * rebuilds the older way of its set (the prefix state is made only at the template's second
+ * use: until then, and for inputs too large for a slot, which take the uncached path
+ * idm_jwt_signing_input, the whole leaf is hashed at seal with the others). Both paths
+ * yield the same bytes (tests/batch checks it).
  *
  * Slots form a ring: the gathering slot follows the sealed ones still waiting for their
  * audit write, oldest first, so completions come out in seal order.
@@ -66,8 +67,7 @@ typedef struct bitem {
   void *cookie;
   const idm_key_t *key;     /* jwt profile */
   uint32_t leaf;            /* leaf index (allow) */
-  bool leaf_later;          /* its leaf is finished at seal, from mid */
-  idm_leaf_mid_t mid;       /* leaf_later: SHA-256 state over the template's prefix */
+  idm_leaf_mid_t mid;       /* allow: SHA-256 state its leaf is finished from at seal */
   bool allow;
   uint8_t profile;
 } bitem_t;
@@ -98,7 +98,9 @@ typedef struct tmpl {
   uint16_t si_len, ent_len;
   uint8_t rem_len;
   char rem[2];              /* claims_fixed bytes after its last whole 3-byte group */
-  idm_leaf_mid_t mid;       /* SHA-256 state after the whole blocks of 0x00 ‖ si */
+  idm_leaf_mid_t mid;       /* SHA-256 state after the whole blocks of 0x00 ‖ si, made at
+                               the template's second use (mid_ready) */
+  bool mid_ready;
   char key[TMPL_KEY_MAX];
   char si[TMPL_SI_MAX];
   char ent[TMPL_ENT_MAX];
@@ -410,7 +412,7 @@ static bool tmpl_build(const idm_batch_t *b, tmpl_t *t, const char *key, size_t 
   t->si_len = (uint16_t)o;
   t->rem_len = (uint8_t)(fl - whole);
   memcpy(t->rem, fixed + whole, t->rem_len);
-  idm_merkle_leaf_mid(&t->mid, t->si, t->si_len);
+  t->mid_ready = false; /* a template used once hashes its whole leaf at seal instead */
   t->ent_len = 0;
   if (b->o.log) {
     idm_jcat_t w;
@@ -428,8 +430,9 @@ static bool tmpl_build(const idm_batch_t *b, tmpl_t *t, const char *key, size_t 
 
 /* The item's template: a hit (key compared in full), else built in its slot. NULL when
  * the item's fields are too large to cache. */
-static const tmpl_t *tmpl_get(idm_batch_t *b, const idm_batch_item_t *it, const char *alg,
-                              const char *kid, int64_t line_time) {
+static tmpl_t *tmpl_get(idm_batch_t *b, const idm_batch_item_t *it, const char *alg,
+                        const char *kid, int64_t line_time, bool *fresh) {
+  *fresh = false;
   char key[TMPL_KEY_MAX];
   size_t kl = tmpl_key(key, it, alg, kid, line_time);
   if (!kl) {
@@ -453,8 +456,10 @@ static const tmpl_t *tmpl_get(idm_batch_t *b, const idm_batch_item_t *it, const 
   b->tmpl_misses++;
   int w = !b->tmpl_mru[set]; /* replace the way not used last */
   b->tmpl_mru[set] = (uint8_t)w;
-  if (tmpl_build(b, &ways[w], key, kl, h, it, alg, kid, line_time))
+  if (tmpl_build(b, &ways[w], key, kl, h, it, alg, kid, line_time)) {
+    *fresh = true;
     return &ways[w];
+  }
   b->tmpl_uncached++;
   return NULL;
 }
@@ -478,6 +483,12 @@ static idm_err_t si_from_tmpl(const tmpl_t *t, const idm_claims_t *c, char *out,
   return IDM_OK;
 }
 
+/* The state before any byte: a leaf from it is hashed whole at seal. */
+static const idm_leaf_mid_t leaf_mid_none = {
+    .h = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+          0x5be0cd19},
+    .done = 0};
+
 idm_err_t idm_batch_add(idm_batch_t *b, const idm_batch_item_t *it, idm_why_t *why) {
   if (b->o.log && idm_audit_failed(b->o.log, why))
     return IDM_ERR_AUDIT_FAILED;
@@ -492,9 +503,8 @@ idm_err_t idm_batch_add(idm_batch_t *b, const idm_batch_item_t *it, idm_why_t *w
   memset(bi, 0, sizeof *bi);
   bi->cookie = it->cookie;
   bi->allow = it->allow;
-  idm_hash_t *leaf = &s->nodes[s->allows];
   const char *alg = NULL, *kid = NULL;
-  const tmpl_t *t = NULL;
+  tmpl_t *t = NULL;
   if (it->allow) {
     const idm_claims_t *c = it->claims;
     if (!c || !it->out)
@@ -515,20 +525,27 @@ idm_err_t idm_batch_add(idm_batch_t *b, const idm_batch_item_t *it, idm_why_t *w
       tail = 1 + idm_b64url_encoded_len(IDM_SIG_MAX);
     }
     size_t si;
-    t = tmpl_get(b, it, alg, kid, s->time_s);
+    bool fresh;
+    t = tmpl_get(b, it, alg, kid, s->time_s, &fresh);
     if (t) {
       idm_err_t e = si_from_tmpl(t, c, it->out, it->out_cap, tail, &si, why);
       if (e)
         return e;
-      bi->leaf_later = true;
-      bi->mid = t->mid;
+      /* The prefix state pays off from a template's second credential on; the first
+       * (and every credential of an identity seen once) hashes its whole leaf at seal,
+       * interleaved with the others. */
+      if (!fresh && !t->mid_ready) {
+        idm_merkle_leaf_mid(&t->mid, t->si, t->si_len);
+        t->mid_ready = true;
+      }
+      bi->mid = t->mid_ready ? t->mid : leaf_mid_none;
     } else {
       idm_err_t e = idm_jwt_signing_input(it->out, it->out_cap, &si, alg, kid, c);
       if (e)
         return idm_fail(why, e, "cannot encode the credential: %s", idm_err_str(e));
       if (si + tail + 1 > it->out_cap)
         return idm_fail(why, IDM_ERR_NOSPACE, "token does not fit its %zu-byte buffer", it->out_cap);
-      idm_merkle_leaf(leaf, it->out, si);
+      bi->mid = leaf_mid_none;
     }
     bi->out = it->out;
     bi->cap = it->out_cap;
@@ -596,13 +613,13 @@ static void line_finish(idm_batch_t *b, slot_t *s, const idm_batch_head_t *h,
   s->seq = h->seq;
 }
 
-/* The leaves left for the seal (template hits), many at a time. */
+/* Every credential's leaf, eight at a time (see idm_merkle_leaves). */
 static void leaves_finish(slot_t *s) {
   idm_leaf_job_t jobs[64];
   size_t k = 0;
   for (size_t i = 0; i < s->n; i++) {
     bitem_t *bi = &s->items[i];
-    if (!bi->allow || !bi->leaf_later)
+    if (!bi->allow)
       continue;
     jobs[k++] = (idm_leaf_job_t){&s->nodes[bi->leaf], &bi->mid, bi->out, bi->si_len};
     if (k == sizeof jobs / sizeof *jobs) {

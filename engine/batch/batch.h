@@ -8,9 +8,9 @@
  *    add/seal/complete never allocate.
  *  - idm_batch_add copies what it needs from the item during the call (claims strings are
  *    borrowed only for the call) and writes the token's signing input into the caller's
- *    output buffer at once (from a per-identity template when it has one; its leaf hash is
- *    then finished at seal, from the buffer). The output buffer and the cookie must stay
- *    valid until the item's completion is reported.
+ *    output buffer at once (from a per-identity template when it has one); its leaf is
+ *    hashed at seal, from the buffer. The output buffer and the cookie must stay valid, and
+ *    the buffer unchanged, until the item's completion is reported.
  *  - Seal when idm_batch_full() or when the loop has no more ready work; a batch under
  *    light load therefore holds one entry and waits for nothing but its audit write.
  *  - idm_batch_seal: reserves the batch sequence, builds the tree, signs the root once

@@ -78,7 +78,52 @@ static void leaf_finish_one(const idm_leaf_job_t *j) {
   SHA256_Final(j->out->b, &c);
 }
 
-#define TAIL_BLOCKS 4 /* lanes whose rest is longer take the portable path */
+/* One leaf in flight in the interleaved path. The message is 0x00 ‖ data: its block j >= 1
+ * lies in data at 64j - 1 and is read in place; block 0 and the last one or two blocks
+ * (the bytes after the last whole block, 0x80, zeros, the bit length) are built here. */
+typedef struct lane {
+  const idm_leaf_job_t *j;
+  uint32_t st[8];
+  size_t b, nb;       /* blocks done, blocks in all */
+  size_t start, full; /* first block to hash; whole blocks of the message */
+  uint8_t first[64];
+  uint8_t tail[128];
+} lane_t;
+
+static void lane_init(lane_t *l, const idm_leaf_job_t *j) {
+  const uint8_t *d = j->data;
+  uint64_t total = (uint64_t)j->len + 1;
+  l->j = j;
+  memcpy(l->st, j->mid->h, sizeof l->st);
+  l->full = (size_t)(total / 64);
+  l->start = j->mid->done / 64;
+  l->b = 0;
+  if (l->start == 0 && l->full > 0) {
+    l->first[0] = 0x00;
+    memcpy(l->first + 1, d, 63);
+  }
+  size_t rest = (size_t)(total - 64 * (uint64_t)l->full);
+  if (l->full == 0) {
+    l->tail[0] = 0x00;
+    memcpy(l->tail + 1, d, j->len);
+  } else {
+    memcpy(l->tail, d + 64 * l->full - 1, rest);
+  }
+  size_t tb = rest + 9 <= 64 ? 1 : 2;
+  memset(l->tail + rest, 0, 64 * tb - rest);
+  l->tail[rest] = 0x80;
+  uint64_t bits = total << 3;
+  for (int i = 0; i < 8; i++)
+    l->tail[64 * tb - 1 - i] = (uint8_t)(bits >> (8 * i));
+  l->nb = l->full - l->start + tb;
+}
+
+static const uint8_t *lane_block(const lane_t *l) {
+  size_t k = l->start + l->b;
+  if (k < l->full)
+    return k == 0 ? l->first : (const uint8_t *)l->j->data + 64 * k - 1;
+  return l->tail + 64 * (k - l->full);
+}
 
 void idm_merkle_leaves(const idm_leaf_job_t *jobs, size_t n) {
   if (!idm_sha256mb_available()) {
@@ -86,56 +131,29 @@ void idm_merkle_leaves(const idm_leaf_job_t *jobs, size_t n) {
       leaf_finish_one(&jobs[i]);
     return;
   }
-  uint8_t tail[MB][TAIL_BLOCKS * 64];
-  uint32_t st[MB][8];
-  size_t nb[MB];
-  const idm_leaf_job_t *lane[MB];
-  size_t i = 0;
-  while (i < n) {
-    size_t k = 0, most = 0;
-    for (; i < n && k < MB; i++) {
-      const idm_leaf_job_t *j = &jobs[i];
-      uint64_t total = (uint64_t)j->len + 1, done = j->mid->done;
-      uint64_t rest = total - done;
-      size_t blocks = (size_t)((rest + 9 + 63) / 64);
-      if (blocks > TAIL_BLOCKS) {
-        leaf_finish_one(j);
+  /* Eight lanes kept busy: a lane whose leaf is done takes the next job. */
+  lane_t lanes[MB];
+  size_t active = 0, next = 0;
+  while (active < MB && next < n)
+    lane_init(&lanes[active++], &jobs[next++]);
+  while (active > 0) {
+    uint32_t *sp[MB];
+    const uint8_t *bp[MB];
+    for (size_t i = 0; i < active; i++) {
+      sp[i] = lanes[i].st;
+      bp[i] = lane_block(&lanes[i]);
+    }
+    idm_sha256mb_compress(sp, bp, active);
+    for (size_t i = active; i-- > 0;) {
+      lane_t *l = &lanes[i];
+      if (++l->b < l->nb)
         continue;
-      }
-      uint8_t *t = tail[k];
-      if (done == 0) {
-        t[0] = 0x00;
-        memcpy(t + 1, j->data, j->len);
-      } else {
-        memcpy(t, (const uint8_t *)j->data + done - 1, (size_t)rest);
-      }
-      memset(t + rest, 0, blocks * 64 - (size_t)rest);
-      t[rest] = 0x80;
-      uint64_t bits = total << 3;
-      for (int b = 0; b < 8; b++)
-        t[blocks * 64 - 1 - b] = (uint8_t)(bits >> (8 * b));
-      memcpy(st[k], j->mid->h, sizeof st[k]);
-      nb[k] = blocks;
-      lane[k] = j;
-      most = blocks > most ? blocks : most;
-      k++;
+      put_be(l->j->out, l->st);
+      if (next < n)
+        lane_init(l, &jobs[next++]);
+      else if (i != --active)
+        lanes[i] = lanes[active];
     }
-    /* Lock step over the lanes' blocks; lanes with fewer blocks drop out. */
-    for (size_t b = 0; b < most; b++) {
-      uint32_t *sp[MB];
-      const uint8_t *bp[MB];
-      size_t m = 0;
-      for (size_t l = 0; l < k; l++) {
-        if (b < nb[l]) {
-          sp[m] = st[l];
-          bp[m] = tail[l] + 64 * b;
-          m++;
-        }
-      }
-      idm_sha256mb_compress(sp, bp, m);
-    }
-    for (size_t l = 0; l < k; l++)
-      put_be(lane[l]->out, st[l]);
   }
 }
 

@@ -45,8 +45,8 @@ typedef struct idm_leaf_job {
   const void *data;
   size_t len;
 } idm_leaf_job_t;
-/* Finishes n leaves, up to eight at a time with the SHA extensions when the CPU has them
- * (batch/sha256mb.h). */
+/* Finishes n leaves, eight at a time with the SHA extensions when the CPU has them
+ * (batch/sha256mb.h). A state made from an empty prefix (done 0) hashes the whole leaf. */
 void idm_merkle_leaves(const idm_leaf_job_t *jobs, size_t n);
 
 /* Number of hashes idm_merkle_tree needs for n leaves (all levels, leaves included). */

@@ -272,15 +272,6 @@ idm_err_t idm_jsonw_finish(idm_jsonw_t *w, size_t *len) {
 
 /* ---- idm_jcat_t --------------------------------------------------------------------- */
 
-void idm_jcat_raw(idm_jcat_t *w, const char *s, size_t n) {
-  if (w->over || n > (size_t)(w->end - w->p)) {
-    w->over = true;
-    return;
-  }
-  memcpy(w->p, s, n);
-  w->p += n;
-}
-
 void idm_jcat_str(idm_jcat_t *w, const char *s, size_t n) {
   if (!s)
     s = "", n = 0;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "core/limits.h"
@@ -68,7 +69,14 @@ static inline void idm_jcat_init(idm_jcat_t *w, char *buf, size_t cap) {
   w->end = buf + cap;
   w->over = false;
 }
-void idm_jcat_raw(idm_jcat_t *w, const char *s, size_t n);
+static inline void idm_jcat_raw(idm_jcat_t *w, const char *s, size_t n) {
+  if (w->over || n > (size_t)(w->end - w->p)) {
+    w->over = true;
+    return;
+  }
+  memcpy(w->p, s, n);
+  w->p += n;
+}
 #define IDM_JCAT_LIT(w, lit) idm_jcat_raw((w), (lit), sizeof(lit) - 1)
 /* "s" with s escaped; NULL writes "". */
 void idm_jcat_str(idm_jcat_t *w, const char *s, size_t n);

@@ -95,7 +95,7 @@ Test(merkle, tree_with_and_without_sha_extensions_matches_reference) {
  * idm_merkle_leaf of the whole data. */
 Test(merkle, leaves_from_a_prefix_state_match_whole_leaves) {
   enum { J = 37 };
-  static char data[J][800];
+  static char data[J][2100];
   static idm_leaf_mid_t mid[J];
   static idm_hash_t got[J], want[J];
   idm_leaf_job_t jobs[J];
@@ -109,6 +109,10 @@ Test(merkle, leaves_from_a_prefix_state_match_whole_leaves) {
         size_t len = plen + (x >> 20) % 270;    /* the whole data */
         if (i % 11 == 3)
           len = plen; /* nothing after the prefix */
+        if (i % 13 == 5) { /* a long leaf, from no prefix or a long one */
+          len = 2000 + i % 64;
+          plen = i % 2 ? 0 : 1000 + round;
+        }
         for (size_t b = 0; b < len; b++)
           data[i][b] = (char)(b * 7 + i + round);
         idm_merkle_leaf_mid(&mid[i], data[i], plen);
