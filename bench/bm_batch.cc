@@ -7,6 +7,9 @@
 //                              proof per token; no audit line
 //   BM_batch_mint_batch_audit/N  the same plus the audit line (one entry per credential,
 //                              hashed and chained) written to a file (fsync none)
+//   BM_batch_mint_batch_miss/N, BM_batch_mint_batch_audit_miss/N  the same two with every
+//                              credential for a different identity (subject), so none
+//                              finds its per-identity template: the cost of a miss
 //   BM_batch_mint_jwt_audit/N  jwt profile through the batcher with the audit line
 //   BM_batch_verify_batch      verifying batch tokens (verify.h) from batches of 256: leaf,
 //                              path, and the batch signature from the verifier's cache
@@ -125,7 +128,7 @@ void BM_batch_mint_jwt(benchmark::State &st) {
 }
 BENCHMARK(BM_batch_mint_jwt);
 
-void run_batcher(benchmark::State &st, idm_profile_t prof, bool audit) {
+void run_batcher(benchmark::State &st, idm_profile_t prof, bool audit, bool distinct = false) {
   size_t n = (size_t)st.range(0);
   idm_audit_log_t *log = nullptr;
   std::string path = std::string(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/idm_bm_audit-" + std::to_string(getpid()) + "-" + std::to_string(n) + (audit ? "a" : "n") +
@@ -144,8 +147,15 @@ void run_batcher(benchmark::State &st, idm_profile_t prof, bool audit) {
     abort();
   std::vector<char> out(n * IDM_TOKEN_MAX);
   Claims cl;
+  char sub[64];
+  uint64_t who = 0;
   for (auto _ : st) {
     for (size_t i = 0; i < n; i++) {
+      if (distinct) {  // a new subject for every credential: a template miss each time
+        snprintf(sub, sizeof sub, "system:serviceaccount:payments:api-%llu",
+                 (unsigned long long)who++);
+        cl.c.sub = sub;
+      }
       idm_batch_item_t it = {};
       it.allow = true;
       it.profile = prof;
@@ -165,6 +175,9 @@ void run_batcher(benchmark::State &st, idm_profile_t prof, bool audit) {
   }
   st.SetItemsProcessed(st.iterations() * (int64_t)n);
   st.counters["token_bytes"] = (double)strlen(&out[0]);
+  idm_batch_tmpl_stats_t ts;
+  idm_batch_template_stats(b, &ts);
+  st.counters["tmpl_hit"] = (double)ts.hits / (double)(ts.hits + ts.misses + 1e-9);
   idm_batch_free(b);
   idm_audit_close(log);
   unlink(path.c_str());
@@ -173,9 +186,15 @@ void run_batcher(benchmark::State &st, idm_profile_t prof, bool audit) {
 void BM_batch_mint_batch(benchmark::State &st) { run_batcher(st, IDM_PROFILE_BATCH, false); }
 void BM_batch_mint_batch_audit(benchmark::State &st) { run_batcher(st, IDM_PROFILE_BATCH, true); }
 void BM_batch_mint_jwt_audit(benchmark::State &st) { run_batcher(st, IDM_PROFILE_JWT, true); }
+void BM_batch_mint_batch_miss(benchmark::State &st) { run_batcher(st, IDM_PROFILE_BATCH, false, true); }
+void BM_batch_mint_batch_audit_miss(benchmark::State &st) {
+  run_batcher(st, IDM_PROFILE_BATCH, true, true);
+}
 BENCHMARK(BM_batch_mint_batch)->Arg(1)->Arg(16)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
 BENCHMARK(BM_batch_mint_batch_audit)->Arg(1)->Arg(16)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
 BENCHMARK(BM_batch_mint_jwt_audit)->Arg(64);
+BENCHMARK(BM_batch_mint_batch_miss)->Arg(256);
+BENCHMARK(BM_batch_mint_batch_audit_miss)->Arg(256);
 
 // ---- verification -------------------------------------------------------------------
 

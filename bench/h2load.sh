@@ -6,6 +6,8 @@
 #   3. h2o (one thread) and nginx (one worker) serving a fixed 300-byte body over h2c
 #   4. the bare signing rate of the same number of threads (bench/bm_net BM_net_jwt_mint)
 #   5. the token exchange again at 80% of its maximum rate, for p50/p99 latency
+#   6. idmload (when built): jwt and batch profile at 80% of the maximum idmload finds in
+#      closed loop, open loop, latency from the intended send (env IDMLOAD: its binary)
 # Prints one table (rates, ratios, latency percentiles from h2load's per-request log).
 # Environment: IDMINT (binary), BENCH_DURATION (default 3s), SERVER_CPUS (default 0),
 # CLIENT_CPUS (default: every other core), BM_NET (bm_net binary; default next to IDMINT).
@@ -79,34 +81,49 @@ grep -q access_token <<< "$v" ||
 # CPU ticks (user + system, all threads) of a process.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
+WARM=1 # seconds of h2load warm-up (--warm-up-time)
+DUR_S=$(python3 -c "import re,sys; m=re.fullmatch(r'([0-9.]+)(ms|s|m)?','$DUR'); print(float(m.group(1))*{'ms':0.001,'s':1,None:1,'m':60}[m.group(2)])")
 # run NAME PID URL [h2load args]: prints "req/s p50_ms p99_ms non2xx req_per_cpu_s" and keeps
-# the output. req_per_cpu_s divides the requests by the server's CPU seconds during the run,
-# which stays comparable when other work shares the machine (wall req/s does not).
+# the output. req_per_cpu_s divides the 200s that completed inside a measuring window by the
+# server's CPU seconds (utime + stime, all threads) in the same window; it stays comparable
+# when other work shares the machine (wall req/s does not). The window starts 0.25 s after
+# h2load's warm-up has ended and stops 0.25 s before its last second: h2load counts and logs
+# only the requests after the warm-up, so the CPU of the warm-up must not be counted either
+# (before this window, the ticks of 4 s were divided by the requests of 3 s).
 run() {
   local name=$1 pid=$2 url=$3
   shift 3
-  local t0 t1
-  t0=$(ticks "$pid")
-  taskset -c "$CLIENT_CPUS" h2load -c 16 -m 32 -t 1 -D "$DUR" --warm-up-time 1s \
-    --log-file "$T/$name.log" "$@" "$url" > "$T/$name.out" 2>&1 || true
-  t1=$(ticks "$pid")
+  local hp
+  taskset -c "$CLIENT_CPUS" h2load -c 16 -m 32 -t 1 -D "$DUR" --warm-up-time "${WARM}s" \
+    --log-file "$T/$name.log" "$@" "$url" > "$T/$name.out" 2>&1 &
+  hp=$!
+  local w0 w1 t0 t1
+  sleep "$(python3 -c "print($WARM + 0.25)")"
+  w0=$(date +%s%6N) t0=$(ticks "$pid")
+  sleep "$(python3 -c "print(max(0.1, $DUR_S - 0.5))")"
+  w1=$(date +%s%6N) t1=$(ticks "$pid")
+  wait "$hp" || true
   local rps bad
   rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$T/$name.out")
   bad=$(sed -n 's/^status codes: [0-9]* 2xx, \([0-9]*\) 3xx, \([0-9]*\) 4xx, \([0-9]*\) 5xx.*/\1 \2 \3/p' "$T/$name.out" | awk '{print $1+$2+$3}')
-  python3 - "$T/$name.log" "${rps:-0}" "${bad:-0}" "$t0" "$t1" "$HZ" <<'PY'
+  python3 - "$T/$name.log" "${rps:-0}" "${bad:-0}" "$t0" "$t1" "$HZ" "$w0" "$w1" <<'PY2'
 import sys
 d = []
+win = 0
+w0, w1 = int(sys.argv[7]), int(sys.argv[8])
 for line in open(sys.argv[1]):
     f = line.split('\t')
     if len(f) >= 3 and f[1] == '200':
-        d.append(int(f[2]))
-n = len(d)  # the log covers the whole run including warm-up
+        us = int(f[2])
+        d.append(us)
+        if w0 <= int(f[0]) + us < w1:  # start (epoch us) + duration: completed in the window
+            win += 1
 d.sort()
 pct = lambda p: d[min(len(d) - 1, int(len(d) * p))] / 1000.0 if d else float('nan')
 cpu_s = (float(sys.argv[5]) - float(sys.argv[4])) / float(sys.argv[6])
-per_cpu = n / cpu_s if cpu_s > 0 else 0
+per_cpu = win / cpu_s if cpu_s > 0 else 0
 print(f"{float(sys.argv[2]):.0f} {pct(0.5):.3f} {pct(0.99):.3f} {sys.argv[3]} {per_cpu:.0f}")
-PY
+PY2
 }
 form=(-d "$T/form" -H 'content-type: application/x-www-form-urlencoded')
 IP=${pids[0]}
@@ -117,6 +134,49 @@ read -r disc_rps disc_p50 disc_p99 disc_bad disc_cpu < <(run disc "$IP" "http://
 # 80% of the maximum token rate, spread over the 16 clients
 rps80=$(python3 -c "print(max(1, int($tok_rps * 0.8 / 16)))")
 read -r tok80_rps tok80_p50 tok80_p99 tok80_bad tok80_cpu < <(run token80 "$IP" "http://127.0.0.1:$P/v1/token" "${form[@]}" --rps "$rps80")
+# ==== idmload (bench/idmload.c): open-loop latency at 80 % of the maximum =================
+# h2load's --rps sends bursts and measures from the actual send, which hides queueing
+# (docs/PERFORMANCE.md, "Load harness"). idmload finds the maximum in closed loop with the
+# same connection shape (-c 16 -m 32), then sends at 80 % of it on a uniform schedule and
+# measures each request from its intended send time. Skipped when idmload is not built.
+IDMLOAD=${IDMLOAD:-$(dirname "$IDMINT")/../bench/idmload}
+il_rows=""
+il_row() {  # NAME LABEL FORMFILE: one table row
+  local name=$1 label=$2 body=$3 t0 t1
+  local il=(taskset -c "$CLIENT_CPUS" "$IDMLOAD" -c 16 -m 32 -D "$DUR" --warm-up 1s --json
+            -d "$body" -H 'content-type: application/x-www-form-urlencoded')
+  "${il[@]}" "http://127.0.0.1:$P/v1/token" > "$T/$name-max.json" 2> "$T/$name-max.err" || true
+  local max
+  max=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rate_2xx'])" "$T/$name-max.json" 2>/dev/null || echo 0)
+  if python3 -c "import sys; sys.exit(float('$max') > 0)"; then
+    echo "| idmint POST /v1/token ($label), idmload: no 2xx answer in closed loop, nothing to measure at 80% (/readyz: $(curl -s "http://127.0.0.1:$P/readyz")) | | | | | | |"
+    return
+  fi
+  t0=$(ticks "$IP")
+  "${il[@]}" -r "$(python3 -c "print(max(1.0, $max * 0.8))")" "http://127.0.0.1:$P/v1/token" \
+    > "$T/$name.json" 2> "$T/$name.err" || true
+  t1=$(ticks "$IP")
+  python3 - "$T/$name.json" "$max" "$label" "$t0" "$t1" "$HZ" <<'PY' || echo "| $label: idmload failed ($(head -c 200 "$T/$name.err")) | | | | | | |"
+import json, sys
+r = json.load(open(sys.argv[1]))
+mx, label = float(sys.argv[2]), sys.argv[3]
+cpu_s = (float(sys.argv[5]) - float(sys.argv[4])) / float(sys.argv[6])
+q, lat, st, e = r["requests"], r["latency_ms"], r["status"], r["errors"]
+bad = q["completed"] - st["2xx"] + e["total"] + q["unfinished"]
+per_cpu = (q["completed"] + q["warmup"]) / cpu_s if cpu_s > 0 else 0
+print(f"| idmint POST /v1/token ({label}) at 80% of max, idmload open loop "
+      f"(-r {r['target_rate']:.0f}; max {mx:.0f} 2xx/s closed loop) | {r['rate']:.0f} | {per_cpu:.0f} | "
+      f"{lat['p50']:.3f} | {lat['p99']:.3f} | {bad} | p99.9 {lat['p99_9']:.3f} ms, "
+      f"max {lat['max']:.3f} ms, {q['late']} late |")
+PY
+}
+if [ -x "$IDMLOAD" ]; then
+  il_rows=$(il_row il_jwt "jwt" "$T/form")
+  il_rows+=$'\n'$(il_row il_batch "batch profile" "$T/form-batch")
+else
+  il_rows="| (idmload not built: no open-loop rows) | | | | | | |"
+fi
+# ==== end of the idmload block ==========================================================
 sends=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_sends_total \([0-9]*\)/\1/p')
 reqs=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_http_request_duration_seconds_count \([0-9]*\)/\1/p')
 
@@ -190,12 +250,13 @@ fi
 
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}' if b else 'n/a')"; }
 cat <<OUT
-h2load -c 16 -m 32 -t 1 -D $DUR (warm-up 1s); server cores $SERVER_CPUS ($threads thread(s)), h2load cores $CLIENT_CPUS; audit fsync ${BENCH_FSYNC:-batch}
-req/CPU-s: requests per CPU-second of the server process (comparable under machine load)
+h2load -c 16 -m 32 -t 1 -D $DUR (warm-up ${WARM}s); server cores $SERVER_CPUS ($threads thread(s)), h2load cores $CLIENT_CPUS; audit fsync ${BENCH_FSYNC:-batch}
+req/CPU-s: 200s completed per CPU-second of the server process, both counted over the same window after the warm-up (comparable under machine load)
 | what | req/s | req/CPU-s | p50 ms | p99 ms | non-2xx | ratio (req/CPU-s) |
 |---|---:|---:|---:|---:|---:|---|
 | idmint POST /v1/token (jwt, cached attestation) | $tok_rps | $tok_cpu | $tok_p50 | $tok_p99 | $tok_bad | $(ratio "$tok_cpu" "$sign_rps") of bare signing |
 | idmint POST /v1/token at 80% of max (--rps $rps80 x 16) | $tok80_rps | $tok80_cpu | $tok80_p50 | $tok80_p99 | $tok80_bad | |
+$il_rows
 | idmint POST /v1/token (batch profile, cached attestation) | $btok_rps | $btok_cpu | $btok_p50 | $btok_p99 | $btok_bad | $(ratio "$btok_cpu" "$h2o_cpu") of h2o |
 | idmint GET /.well-known/jwks.json | $jwks_rps | $jwks_cpu | $jwks_p50 | $jwks_p99 | $jwks_bad | $(ratio "$jwks_cpu" "$h2o_cpu") of h2o |
 | idmint GET /.well-known/openid-configuration | $disc_rps | $disc_cpu | $disc_p50 | $disc_p99 | $disc_bad | $(ratio "$disc_cpu" "$h2o_cpu") of h2o |

@@ -17,9 +17,9 @@
  * Verifier. A line is parsed with jansson (duplicate keys refused), but the chain is
  * checked on the raw bytes: the line must end with `,"prev":"<43 chars>"}` and its hash
  * is SHA-256 of all its bytes. Allow entries are re-derived: the credential's signing
- * input is rebuilt from the entry with idm_jwt_signing_input and must hash to the
- * recorded leaf, the leaves must build the signed root, and the root's signature must
- * verify with the kid's Ed25519 key. */
+ * input is rebuilt from the entry (and the line's iss, kid, time) with
+ * idm_jwt_signing_input, its leaf hashed, the leaves must build the signed root, and the
+ * root's signature must verify with the kid's Ed25519 key. */
 #include "batch/audit.h"
 
 #include <errno.h>
@@ -75,7 +75,7 @@ static void hash_b64(char out[HASH_B64], const idm_hash_t *h) {
 
 /* Parses the unsigned integer after `"seq":` at the start of a line. */
 static bool line_seq(const char *l, size_t n, uint64_t *seq) {
-  static const char pre[] = "{\"v\":1,\"seq\":";
+  static const char pre[] = "{\"v\":2,\"seq\":";
   size_t pl = sizeof pre - 1;
   if (n < pl + 1 || memcmp(l, pre, pl))
     return false;
@@ -149,6 +149,14 @@ idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
         break; /* unterminated or zero-filled: never released, cut it off */
       size_t n = (size_t)(nl - l);
       uint64_t seq;
+      if (n >= 7 && !memcmp(l, "{\"v\":1,", 7)) {
+        idm_fail(why, IDM_ERR_AUDIT_LINE,
+                 "%s:%" PRIu64 ": audit line format v1 (an earlier idmint) cannot be extended "
+                 "by this idmint, which writes v2; start a new log file",
+                 path, lineno);
+        munmap(m, size);
+        goto fail;
+      }
       if (!line_seq(l, n, &seq) || !line_chained(l, n, &log->last)) {
         idm_fail(why, IDM_ERR_AUDIT_CHAIN,
                  "%s:%" PRIu64 ": audit line is malformed or not chained to the line "
@@ -441,22 +449,36 @@ static bool get_i64(const json_t *o, const char *key, int64_t *out) {
   return true;
 }
 
-/* Rebuilds an allow entry's signing input and checks it hashes to the recorded leaf. */
-static idm_err_t entry_check(const json_t *e, const char *iss, const idm_hash_t *leaf,
-                             size_t idx, idm_why_t *why) {
+/* Rebuilds an allow entry's signing input (format v2: see batch.c "Audit entries") and
+ * its leaf hash into *leaf. */
+static idm_err_t entry_check(const json_t *e, const char *iss, const char *line_kid,
+                             int64_t line_time, idm_hash_t *leaf, size_t idx, idm_why_t *why) {
   const char *alg = get_str(e, "alg"), *kid = get_str(e, "kid"), *sub = get_str(e, "sub");
   const char *aud = get_str(e, "aud"), *jti = get_str(e, "jti"), *scope = get_str(e, "scope");
   const char *trust = get_str(e, "trust"), *policy = get_str(e, "policy");
-  int64_t iat, nbf, exp, ttl;
-  if (!alg || !kid || !sub || !aud || !jti || !trust || !policy || !get_i64(e, "iat", &iat) ||
-      !get_i64(e, "nbf", &nbf) || !get_i64(e, "exp", &exp) || !get_i64(e, "ttl", &ttl))
+  const char *target = get_str(e, "target");
+  int64_t iat = line_time, nbf, exp, ttl;
+  if (!sub || !jti || !scope || !target || !get_i64(e, "ttl", &ttl) ||
+      (json_object_get(e, "aud") && !aud))
     return idm_fail(why, IDM_ERR_AUDIT_ENTRY,
-                    "entry %zu: allow entry lacks alg, kid, sub, aud, jti, trust, policy, "
-                    "iat, nbf, exp or ttl",
+                    "entry %zu: allow entry lacks sub, target, scope, ttl or jti, or has a "
+                    "non-string aud", idx);
+  if (!aud)
+    aud = target;
+  if (!alg != !kid || (alg && !strcmp(alg, IDM_BTOKEN_ALG)))
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY,
+                    "entry %zu: \"alg\" and \"kid\" go together, and only for a jwt-profile "
+                    "credential",
                     idx);
-  if (ttl != exp - iat)
-    return idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: ttl %" PRId64 " is not exp - iat", idx,
-                    ttl);
+  if ((json_object_get(e, "trust") && !trust) || (json_object_get(e, "policy") && !policy) ||
+      (json_object_get(e, "iat") && !get_i64(e, "iat", &iat)))
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"trust\", \"policy\" or \"iat\" "
+                    "has the wrong type", idx);
+  nbf = iat;
+  if (json_object_get(e, "nbf") && !get_i64(e, "nbf", &nbf))
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"nbf\" is not an integer", idx);
+  if (__builtin_add_overflow(iat, ttl, &exp))
+    return idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: iat + ttl overflows", idx);
   idm_claims_t c = {.iss = iss,
                     .sub = sub,
                     .sub_len = strlen(sub),
@@ -466,19 +488,16 @@ static idm_err_t entry_check(const json_t *e, const char *iss, const idm_hash_t 
                     .exp = exp,
                     .jti = jti,
                     .scope = scope,
-                    .scope_len = scope ? strlen(scope) : 0,
+                    .scope_len = strlen(scope),
                     .trust = trust,
                     .policy = policy};
   static _Thread_local char buf[IDM_TOKEN_MAX];
   size_t len;
-  if (idm_jwt_signing_input(buf, sizeof buf, &len, alg, kid, &c))
+  if (idm_jwt_signing_input(buf, sizeof buf, &len, alg ? alg : IDM_BTOKEN_ALG,
+                            kid ? kid : line_kid, &c))
     return idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: its fields do not form a credential",
                     idx);
-  idm_hash_t h;
-  idm_merkle_leaf(&h, buf, len);
-  if (CRYPTO_memcmp(h.b, leaf->b, IDM_HASH_LEN))
-    return idm_fail(why, IDM_ERR_AUDIT_ENTRY,
-                    "entry %zu (jti %s): its fields do not hash to its recorded leaf", idx, jti);
+  idm_merkle_leaf(leaf, buf, len);
   return IDM_OK;
 }
 
@@ -503,8 +522,14 @@ idm_err_t idm_audit_verify_line(idm_audit_verifier_t *v, const char *line, size_
     goto out;
   }
   int64_t ver, seq, time_s, size;
-  if (!get_i64(o, "v", &ver) || ver != 1) {
-    err = idm_fail(why, IDM_ERR_AUDIT_LINE, "\"v\" is not 1");
+  if (get_i64(o, "v", &ver) && ver == 1) {
+    err = idm_fail(why, IDM_ERR_AUDIT_LINE,
+                   "audit line format v1 (an earlier idmint) is not supported; this idmint "
+                   "writes and verifies v2");
+    goto out;
+  }
+  if (!get_i64(o, "v", &ver) || ver != 2) {
+    err = idm_fail(why, IDM_ERR_AUDIT_LINE, "\"v\" is not 2");
     goto out;
   }
   if (!get_i64(o, "seq", &seq) || seq < 0 || !get_i64(o, "time", &time_s) ||
@@ -565,23 +590,16 @@ idm_err_t idm_audit_verify_line(idm_audit_verifier_t *v, const char *line, size_
       err = idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"d\" is neither allow nor deny", i);
       goto out;
     }
-    int64_t idx;
-    if (!get_i64(e, "i", &idx) || idx != (int64_t)allows || allows >= (size_t)size) {
+    if (allows >= (size_t)size) {
       err = idm_fail(why, IDM_ERR_AUDIT_ENTRY,
-                     "entry %zu: leaf index missing or not %zu, or more credentials than "
-                     "the tree size %" PRId64,
-                     i, allows, size);
-      goto out;
-    }
-    if ((err = get_hash(e, "leaf", v->scratch[allows].b, IDM_HASH_LEN, why))) {
-      idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"leaf\" is not a base64url hash", i);
+                     "entry %zu: more credentials than the tree size %" PRId64, i, size);
       goto out;
     }
     if (!json_is_array(json_object_get(e, "rules"))) {
       err = idm_fail(why, IDM_ERR_AUDIT_ENTRY, "entry %zu: \"rules\" missing", i);
       goto out;
     }
-    if ((err = entry_check(e, iss, &v->scratch[allows], i, why)))
+    if ((err = entry_check(e, iss, kid, time_s, &v->scratch[allows], i, why)))
       goto out;
     allows++;
   }

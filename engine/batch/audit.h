@@ -2,16 +2,18 @@
  * by the hash of the previous line, shared by every thread of a process; its writer's
  * bookkeeping (written / fsynced watermarks, fail-closed state); and its verifier.
  *
- * LINE FORMAT (docs/TOKENS.md "Audit log" gives every field):
- *   {"v":1,"seq":S,"time":T,"kid":KID,"iss":ISS,"size":N,"root":B64,"sig":B64,
+ * LINE FORMAT v2 (docs/TOKENS.md "Audit log" gives every field):
+ *   {"v":2,"seq":S,"time":T,"kid":KID,"iss":ISS,"size":N,"root":B64,"sig":B64,
  *    "entries":[ENTRY,...],"prev":B64}\n
  * where root/sig are those of the batch message of batch/btoken.h, "prev" is the
  * base64url SHA-256 of the previous line's bytes (its '\n' excluded; 32 zero bytes for
- * the first line), and each ENTRY is one decision:
- *   {"d":"allow","i":LEAF_INDEX,"leaf":B64,"alg":..,"kid":..,"sub":..,"trust":..,
- *    "target":..,"aud":..,"scope":..,"ttl":..,"iat":..,"jti":..,"policy":..,"rules":[..]}
+ * the first line), and each ENTRY is one decision ([..]: only when it differs from the
+ * default in docs/TOKENS.md):
+ *   {"d":"allow"[,"alg":..,"kid":..],"sub":..[,"trust":..],"target":..[,"aud":..],
+ *    "scope":..[,"policy":..],"rules":[..][,"iat":..][,"nbf":..],"ttl":..,"jti":..}
  *   {"d":"deny","sub":..,"trust":..,"target":..,"scope":..,"rules":[..],"reason":..}
- * "prev" is written last so that a thread hashes its whole line before it takes the
+ * An allow entry with the line's iss, kid and time rebuilds its credential's signing
+ * input, so the leaf is not written.  * "prev" is written last so that a thread hashes its whole line before it takes the
  * log's lock, and only the final 45 bytes are hashed inside it.
  *
  * CONCURRENCY (one log, many threads, each with its own batcher and ring):
@@ -144,8 +146,8 @@ void idm_audit_verifier_want(idm_audit_verifier_t *v, idm_hash_t *want, bool *fo
 /* Checks the next line (without its '\n'): JSON shape, "v", the chain ("prev"), the
  * sequence (unique within the reorder window), the signature over the batch message with
  * the kid's Ed25519 key from the JWKS, the Merkle root over the allow entries' leaves in
- * index order, the tree size, and each allow entry's leaf against its fields (the
- * credential's signing input is rebuilt from them). On error the reason names the field
+ * order, built from each allow entry's fields (the credential's signing input is rebuilt
+ * from them), and the tree size. On error the reason names the field
  * or entry; the line number is the caller's (v->lines + 1). */
 idm_err_t idm_audit_verify_line(idm_audit_verifier_t *v, const char *line, size_t len,
                                 idm_why_t *why);

@@ -7,9 +7,10 @@
  *    (items_max entries × IDM_BATCH_INFLIGHT_MAX slots, record buffers, tree scratch);
  *    add/seal/complete never allocate.
  *  - idm_batch_add copies what it needs from the item during the call (claims strings are
- *    borrowed only for the call), writes the token's signing input into the caller's
- *    output buffer at once, and hashes its leaf. The output buffer and the cookie must
- *    stay valid until the item's completion is reported.
+ *    borrowed only for the call) and writes the token's signing input into the caller's
+ *    output buffer at once (from a per-identity template when it has one); its leaf is
+ *    hashed at seal, from the buffer. The output buffer and the cookie must stay valid, and
+ *    the buffer unchanged, until the item's completion is reported.
  *  - Seal when idm_batch_full() or when the loop has no more ready work; a batch under
  *    light load therefore holds one entry and waits for nothing but its audit write.
  *  - idm_batch_seal: reserves the batch sequence, builds the tree, signs the root once
@@ -131,6 +132,14 @@ idm_err_t idm_batch_seal_sync(idm_batch_t *b, idm_batch_done_fn done, void *ctx,
 
 /* Slots sealed and not yet completed (for metrics and tests). */
 size_t idm_batch_inflight(const idm_batch_t *b);
+
+/* Credentials minted from a cached per-identity template (hits), after building one
+ * (misses), and without one (fields too large to cache; counted with the misses too when a
+ * build was tried). For metrics and tests. */
+typedef struct idm_batch_tmpl_stats {
+  uint64_t hits, misses, uncached;
+} idm_batch_tmpl_stats_t;
+void idm_batch_template_stats(const idm_batch_t *b, idm_batch_tmpl_stats_t *out);
 
 #ifdef __cplusplus
 }

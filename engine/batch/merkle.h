@@ -28,12 +28,34 @@ void idm_merkle_node(idm_hash_t *out, const idm_hash_t *left, const idm_hash_t *
 /* The hash of an empty tree, SHA-256(""). */
 void idm_merkle_empty(idm_hash_t *out);
 
+/* Leaf hashes in two steps, for many leaves whose data share a prefix (the batcher's
+ * per-identity templates): the SHA-256 state after the whole 64-byte blocks of
+ * 0x00 ‖ prefix, then each leaf from such a state and its whole data. */
+typedef struct idm_leaf_mid {
+  uint32_t h[8];      /* SHA-256 state */
+  uint32_t done;      /* bytes of 0x00 ‖ prefix absorbed: a multiple of 64 */
+} idm_leaf_mid_t;
+void idm_merkle_leaf_mid(idm_leaf_mid_t *m, const void *prefix, size_t len);
+
+/* One leaf to finish: *out = SHA-256(0x00 ‖ data[0..len)), where *mid was made from a
+ * prefix of data (so len + 1 >= mid->done). */
+typedef struct idm_leaf_job {
+  idm_hash_t *out;
+  const idm_leaf_mid_t *mid;
+  const void *data;
+  size_t len;
+} idm_leaf_job_t;
+/* Finishes n leaves, eight at a time with the SHA extensions when the CPU has them
+ * (batch/sha256mb.h). A state made from an empty prefix (done 0) hashes the whole leaf. */
+void idm_merkle_leaves(const idm_leaf_job_t *jobs, size_t n);
+
 /* Number of hashes idm_merkle_tree needs for n leaves (all levels, leaves included). */
 size_t idm_merkle_tree_nodes(size_t n);
 
 /* Builds every level of the tree of n >= 1 leaf hashes. nodes has room for
  * idm_merkle_tree_nodes(n) hashes; the first n must already hold the leaves. The root is
- * nodes[idm_merkle_tree_nodes(n) - 1]. */
+ * nodes[idm_merkle_tree_nodes(n) - 1]. Nodes of a level are hashed up to eight at a time
+ * with the SHA extensions when the CPU has them. */
 void idm_merkle_tree(idm_hash_t *nodes, size_t n);
 
 /* Length of the inclusion path of leaf m in a tree of n leaves (0 when n == 1). */

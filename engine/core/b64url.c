@@ -77,11 +77,48 @@ __attribute__((target("ssse3"))) static size_t enc_ssse3(char *out, const uint8_
   return o;
 }
 
-static bool have_ssse3;
+/* AVX-512 VBMI encoder (W. Muła and D. Lemire, "Base64 encoding and decoding at almost the
+ * speed of a memory copy", 2019): 48 input bytes become 64 characters per step with three
+ * byte permutations: vpermb spreads each 3-byte group over a 32-bit lane, vpmultishiftqb
+ * extracts the four 6-bit fields, and vpermb looks them up in the 64-character alphabet.
+ * Masked loads read exactly the 48 bytes of a step. A batch token is ~950 characters of
+ * base64url, most of it the proof. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static size_t
+enc_vbmi(char *out, const uint8_t *in, size_t in_len, size_t *consumed) {
+  const __m512i spread = _mm512_setr_epi32(
+      0x01020001, 0x04050304, 0x07080607, 0x0a0b090a, 0x0d0e0c0d, 0x10110f10, 0x13141213,
+      0x16171516, 0x191a1819, 0x1c1d1b1c, 0x1f201e1f, 0x22232122, 0x25262425, 0x28292728,
+      0x2b2c2a2b, 0x2e2f2d2e);
+  const __m512i shifts = _mm512_set1_epi64(0x3036242a1016040aLL);
+  const __m512i alphabet = _mm512_loadu_si512((const void *)enc_tab);
+  size_t i = 0, o = 0;
+  for (; i + 48 <= in_len; i += 48, o += 64) {
+    __m512i v = _mm512_maskz_loadu_epi8(0x0000ffffffffffffULL, in + i);
+    v = _mm512_permutexvar_epi8(spread, v);
+    v = _mm512_multishift_epi64_epi8(shifts, v);
+    _mm512_storeu_si512((void *)(out + o), _mm512_permutexvar_epi8(v, alphabet));
+  }
+  *consumed = i;
+  return o;
+}
+
+static bool have_ssse3, have_vbmi;
 __attribute__((constructor)) static void enc_cpu_init(void) {
   __builtin_cpu_init();
   have_ssse3 = __builtin_cpu_supports("ssse3");
+  have_vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vbmi");
 }
+
+void idm_b64url_simd(int level) {
+  static int saved = -1;
+  if (saved < 0)
+    saved = (have_ssse3 ? 1 : 0) | (have_vbmi ? 2 : 0);
+  have_ssse3 = (saved & 1) && level >= 1;
+  have_vbmi = (saved & 2) && level >= 2;
+}
+#else
+void idm_b64url_simd(int level) { (void)level; }
 #endif
 
 /* The portable encoder; also the reference the SIMD one is tested against. */
@@ -114,8 +151,14 @@ size_t idm_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t in
   if (have_ssse3 && in_len >= 16) {
     if (idm_b64url_encoded_len(in_len) > out_cap)
       return 0;
-    size_t done;
-    size_t o = enc_ssse3(out, in, in_len, &done);
+    size_t done = 0, o = 0;
+    if (have_vbmi && in_len >= 48)
+      o = enc_vbmi(out, in, in_len, &done);
+    if (in_len - done >= 16) {
+      size_t d2;
+      o += enc_ssse3(out + o, in + done, in_len - done, &d2);
+      done += d2;
+    }
     return o + idm_b64url_encode_scalar(out + o, out_cap - o, in + done, in_len - done);
   }
 #endif

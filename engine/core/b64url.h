@@ -25,6 +25,9 @@ static inline size_t idm_b64url_decoded_max(size_t n) { return (n / 4) * 3 + 2; 
 size_t idm_b64url_encode(char *out, size_t out_cap, const uint8_t *in, size_t in_len);
 /* The same, without SIMD: the reference the tests compare idm_b64url_encode with. */
 size_t idm_b64url_encode_scalar(char *out, size_t out_cap, const uint8_t *in, size_t in_len);
+/* Tests: the widest SIMD encoder idm_b64url_encode may use, as far as the CPU has it:
+ * 0 none, 1 SSSE3, 2 also AVX-512 VBMI (the default is the widest available). */
+void idm_b64url_simd(int level);
 
 /* Decodes in[0..in_len) into out. IDM_ERR_B64 for any non-canonical input (with the
  * offending offset in *why), IDM_ERR_NOSPACE if out_cap is too small. */

@@ -197,15 +197,37 @@ void idm_jsonw_strn(idm_jsonw_t *w, const char *s, size_t len) {
 
 void idm_jsonw_str(idm_jsonw_t *w, const char *s) { idm_jsonw_strn(w, s, strlen(s)); }
 
+/* Two digits per division: timestamps (10 digits) take five steps. */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                     "31323334353637383940414243444546474849505152535455565758596061"
+                                     "62636465666768697071727374757677787980818283848586878889909192"
+                                     "93949596979899";
+
+size_t idm_fmt_uint(char *out, uint64_t v) {
+  char tmp[20];
+  char *p = tmp + sizeof tmp;
+  while (v >= 100) {
+    unsigned d = (unsigned)(v % 100);
+    v /= 100;
+    p -= 2;
+    memcpy(p, digit_pairs + 2 * d, 2);
+  }
+  if (v >= 10) {
+    p -= 2;
+    memcpy(p, digit_pairs + 2 * v, 2);
+  } else {
+    *--p = (char)('0' + v);
+  }
+  size_t n = (size_t)(tmp + sizeof tmp - p);
+  memcpy(out, p, n);
+  return n;
+}
+
 void idm_jsonw_uint(idm_jsonw_t *w, uint64_t v) {
-  char tmp[24];
-  size_t n = 0;
-  do {
-    tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
+  char tmp[20];
+  size_t n = idm_fmt_uint(tmp, v);
   sep(w);
-  put(w, tmp + sizeof tmp - n, n);
+  put(w, tmp, n);
 }
 
 void idm_jsonw_int(idm_jsonw_t *w, int64_t v) {
@@ -246,4 +268,41 @@ idm_err_t idm_jsonw_finish(idm_jsonw_t *w, size_t *len) {
     w->buf[w->len] = '\0';
   *len = w->len;
   return IDM_OK;
+}
+
+/* ---- idm_jcat_t --------------------------------------------------------------------- */
+
+void idm_jcat_str(idm_jcat_t *w, const char *s, size_t n) {
+  if (!s)
+    s = "", n = 0;
+  if (w->over || (size_t)(w->end - w->p) < 2) {
+    w->over = true;
+    return;
+  }
+  *w->p++ = '"';
+  size_t e = idm_json_escape(w->p, (size_t)(w->end - w->p) - 1, s, n);
+  if (e == (size_t)-1) {
+    w->over = true;
+    return;
+  }
+  w->p += e;
+  *w->p++ = '"';
+}
+
+void idm_jcat_uint(idm_jcat_t *w, uint64_t v) {
+  if (w->over || (size_t)(w->end - w->p) < 20) {
+    char t[20];
+    idm_jcat_raw(w, t, idm_fmt_uint(t, v));
+    return;
+  }
+  w->p += idm_fmt_uint(w->p, v);
+}
+
+void idm_jcat_int(idm_jcat_t *w, int64_t v) {
+  if (v < 0) {
+    IDM_JCAT_LIT(w, "-");
+    idm_jcat_uint(w, (uint64_t)0 - (uint64_t)v);
+  } else {
+    idm_jcat_uint(w, (uint64_t)v);
+  }
 }

@@ -109,6 +109,25 @@
  * the work of one turn so that timers and other connections are never starved. */
 #define IDM_NET_CQES_PER_TURN 4096
 #define IDM_NET_REQS_PER_CONN_TURN 256
+/* Work one loop turn may gather before it seals its batch and answers: jwt-profile
+ * credentials (each costs one Ed25519 signature at seal, ~25 us on the 2-vCPU dev VM) and
+ * requests of any kind. A turn that reaches either stops reading; the connections it did
+ * not reach are served first next turn. Every response of a turn waits for the whole
+ * turn's work, so this bounds latency (~1 ms turns: p99 < 2 ms at 80 % load). While turns
+ * keep leaving work behind (the thread is saturated, latency is queueing anyway) the
+ * budget grows by this step per turn up to IDM_NET_TURN_SCALE_MAX times it, so that a
+ * batch's root signature and audit sync are shared by more requests; the first turn that
+ * reads everything resets it. */
+/* Under a steady stream of requests a batch is sealed at most this often (it lingers
+ * between; see seal_due in server.c): the root signature and the audit sync are shared by
+ * the requests of ~0.75 ms, and an answer waits at most this long for its seal to start. */
+#define IDM_NET_SEAL_GAP_US 750
+#define IDM_NET_TURN_SIGNS 32
+#define IDM_NET_TURN_REQS 128
+#define IDM_NET_TURN_SCALE_MAX 8
+/* HTTP/2 input is handed to nghttp2 this many bytes at a time, so that a turn stops within
+ * a few requests of its budget (the rest stays in the connection's input buffer). */
+#define IDM_NET_H2_RECV_CHUNK 2048
 /* Requests accepted by one thread between two audit group commits; more is 503 with
  * Retry-After (the cap on work queued per thread). */
 #define IDM_NET_QUEUED_MAX 4096

@@ -40,85 +40,124 @@ void idm_jti_gen_init(idm_jti_gen_t *g, const char *node_id, unsigned thread_ind
   if (!o)
     g->prefix[o++] = 'n';
   o += (size_t)snprintf(g->prefix + o, sizeof g->prefix - o, ".%x.", thread_index & 0xffffu);
-  g->prefix_len = o;
   g->salt = idm_random_u64();
-}
-
-void idm_jti_next(idm_jti_gen_t *g, char out[IDM_JTI_MAX]) {
-  /* "<node>.<thread>.<salt>.<counter>": the salt (64 random bits per generator) keeps
-   * jtis unique across restarts of a node whose counter starts again at zero. */
+  /* The salt (64 random bits per generator) keeps jtis unique across restarts of a node
+   * whose counter starts again at zero; its base64url is part of the prefix. */
   uint8_t s[8];
   for (int i = 0; i < 8; i++)
     s[i] = (uint8_t)(g->salt >> (8 * i));
+  o += idm_b64url_encode(g->prefix + o, sizeof g->prefix - o, s, sizeof s);
+  g->prefix[o++] = '.';
+  g->prefix_len = o;
+}
+
+void idm_jti_next(idm_jti_gen_t *g, char out[IDM_JTI_MAX]) {
+  /* "<node>.<thread>.<salt>.<counter>" */
+  static const char hex[] = "0123456789abcdef";
   size_t o = g->prefix_len;
   memcpy(out, g->prefix, o);
-  o += idm_b64url_encode(out + o, IDM_JTI_MAX - o, s, sizeof s);
-  snprintf(out + o, IDM_JTI_MAX - o, ".%" PRIx64, g->counter++);
+  uint64_t v = g->counter++;
+  char t[16];
+  size_t n = 0;
+  do {
+    t[n++] = hex[v & 15];
+    v >>= 4;
+  } while (v);
+  while (n)
+    out[o++] = t[--n];
+  out[o] = '\0';
 }
 _Static_assert(12 + 1 + 4 + 1 + 11 + 1 + 16 < IDM_JTI_MAX, "longest jti fits");
+_Static_assert(12 + 1 + 4 + 1 + 11 + 1 < sizeof ((idm_jti_gen_t *)0)->prefix, "prefix fits");
 
 /* ---- minting ------------------------------------------------------------------------ */
 
-static idm_err_t write_claims(char *buf, size_t cap, size_t *len, const idm_claims_t *c) {
-  idm_jsonw_t w;
-  idm_jsonw_init(&w, buf, cap);
-  idm_jsonw_obj_begin(&w);
-  idm_jsonw_key(&w, "iss");
-  idm_jsonw_str(&w, c->iss ? c->iss : "");
-  idm_jsonw_key(&w, "sub");
-  idm_jsonw_strn(&w, c->sub ? c->sub : "", c->sub ? (c->sub_len ? c->sub_len : strlen(c->sub)) : 0);
-  idm_jsonw_key(&w, "aud");
-  idm_jsonw_str(&w, c->aud ? c->aud : "");
-  idm_jsonw_key(&w, "iat");
-  idm_jsonw_int(&w, c->iat);
-  idm_jsonw_key(&w, "nbf");
-  idm_jsonw_int(&w, c->nbf);
-  idm_jsonw_key(&w, "exp");
-  idm_jsonw_int(&w, c->exp);
-  idm_jsonw_key(&w, "jti");
-  idm_jsonw_str(&w, c->jti ? c->jti : "");
-  size_t sl = c->scope ? (c->scope_len ? c->scope_len : strlen(c->scope)) : 0;
+/* Claims are written in two parts so that the batcher can cache the first: the members
+ * that stay the same between the credentials of one identity and target issued within
+ * the same second, then the one that changes with every credential (jti). */
+static size_t slen(const char *s, size_t n) { return s ? (n ? n : strlen(s)) : 0; }
+
+idm_err_t idm_jwt_claims_fixed(char *out, size_t cap, size_t *len, const idm_claims_t *c) {
+  idm_jcat_t w;
+  idm_jcat_init(&w, out, cap);
+  IDM_JCAT_LIT(&w, "{\"iss\":");
+  idm_jcat_str(&w, c->iss, slen(c->iss, 0));
+  IDM_JCAT_LIT(&w, ",\"sub\":");
+  idm_jcat_str(&w, c->sub, slen(c->sub, c->sub_len));
+  IDM_JCAT_LIT(&w, ",\"aud\":");
+  idm_jcat_str(&w, c->aud, slen(c->aud, 0));
+  IDM_JCAT_LIT(&w, ",");
+  size_t sl = slen(c->scope, c->scope_len);
   if (sl) {
-    idm_jsonw_key(&w, "scope");
-    idm_jsonw_strn(&w, c->scope, sl);
+    IDM_JCAT_LIT(&w, "\"scope\":");
+    idm_jcat_str(&w, c->scope, sl);
+    IDM_JCAT_LIT(&w, ",");
   }
   if (c->trust || c->policy) {
-    idm_jsonw_key(&w, "idm");
-    idm_jsonw_obj_begin(&w);
+    IDM_JCAT_LIT(&w, "\"idm\":{");
     if (c->trust) {
-      idm_jsonw_key(&w, "trust");
-      idm_jsonw_str(&w, c->trust);
+      IDM_JCAT_LIT(&w, "\"trust\":");
+      idm_jcat_str(&w, c->trust, strlen(c->trust));
+      if (c->policy)
+        IDM_JCAT_LIT(&w, ",");
     }
     if (c->policy) {
-      idm_jsonw_key(&w, "policy");
-      idm_jsonw_str(&w, c->policy);
+      IDM_JCAT_LIT(&w, "\"policy\":");
+      idm_jcat_str(&w, c->policy, strlen(c->policy));
     }
-    idm_jsonw_obj_end(&w);
+    IDM_JCAT_LIT(&w, "},");
   }
-  idm_jsonw_obj_end(&w);
-  return idm_jsonw_finish(&w, len);
+  IDM_JCAT_LIT(&w, "\"iat\":");
+  idm_jcat_int(&w, c->iat);
+  IDM_JCAT_LIT(&w, ",\"nbf\":");
+  idm_jcat_int(&w, c->nbf);
+  IDM_JCAT_LIT(&w, ",\"exp\":");
+  idm_jcat_int(&w, c->exp);
+  IDM_JCAT_LIT(&w, ",");
+  if (w.over)
+    return IDM_ERR_NOSPACE;
+  *len = (size_t)(w.p - out);
+  return IDM_OK;
+}
+
+idm_err_t idm_jwt_claims_varying(char *out, size_t cap, size_t *len, const idm_claims_t *c) {
+  idm_jcat_t w;
+  idm_jcat_init(&w, out, cap);
+  IDM_JCAT_LIT(&w, "\"jti\":");
+  idm_jcat_str(&w, c->jti, slen(c->jti, 0));
+  IDM_JCAT_LIT(&w, "}");
+  if (w.over)
+    return IDM_ERR_NOSPACE;
+  *len = (size_t)(w.p - out);
+  return IDM_OK;
+}
+
+idm_err_t idm_jwt_header(char *out, size_t cap, size_t *len, const char *alg_name,
+                         const char *kid) {
+  idm_jcat_t w;
+  idm_jcat_init(&w, out, cap);
+  IDM_JCAT_LIT(&w, "{\"alg\":");
+  idm_jcat_str(&w, alg_name, slen(alg_name, 0));
+  IDM_JCAT_LIT(&w, ",\"typ\":\"JWT\",\"kid\":");
+  idm_jcat_str(&w, kid, slen(kid, 0));
+  IDM_JCAT_LIT(&w, "}");
+  if (w.over)
+    return IDM_ERR_NOSPACE;
+  *len = (size_t)(w.p - out);
+  return IDM_OK;
 }
 
 idm_err_t idm_jwt_signing_input(char *out, size_t cap, size_t *len, const char *alg_name,
                                 const char *kid, const idm_claims_t *c) {
-  char hdr[IDM_JWK_KID_MAX_BYTES * 6 + 128];
+  char hdr[IDM_JWT_HEADER_MAX];
   char claims[IDM_TOKEN_MAX];
-  size_t hl, cl;
-  idm_jsonw_t w;
-  idm_jsonw_init(&w, hdr, sizeof hdr);
-  idm_jsonw_obj_begin(&w);
-  idm_jsonw_key(&w, "alg");
-  idm_jsonw_str(&w, alg_name);
-  idm_jsonw_key(&w, "typ");
-  idm_jsonw_str(&w, "JWT");
-  idm_jsonw_key(&w, "kid");
-  idm_jsonw_str(&w, kid);
-  idm_jsonw_obj_end(&w);
-  idm_err_t e = idm_jsonw_finish(&w, &hl);
-  if (e)
+  size_t hl, fl, vl;
+  idm_err_t e;
+  if ((e = idm_jwt_header(hdr, sizeof hdr, &hl, alg_name, kid)) ||
+      (e = idm_jwt_claims_fixed(claims, sizeof claims, &fl, c)) ||
+      (e = idm_jwt_claims_varying(claims + fl, sizeof claims - fl, &vl, c)))
     return e;
-  if ((e = write_claims(claims, sizeof claims, &cl, c)))
-    return e;
+  size_t cl = fl + vl;
   size_t need = idm_b64url_encoded_len(hl) + 1 + idm_b64url_encoded_len(cl);
   if (need > cap)
     return IDM_ERR_NOSPACE;

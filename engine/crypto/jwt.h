@@ -2,7 +2,7 @@
  *
  * CONTRACT (owned by the crypto area; consumers: server/exchange, batch, CLI):
  *  - Header {"alg":"EdDSA"|"ES256","typ":"JWT","kid":<thumbprint>}; claims iss, sub, aud,
- *    iat, nbf, exp, jti, scope (omitted when empty), idm {trust, policy}.
+ *    scope (omitted when empty), idm {trust, policy}, iat, nbf, exp, jti.
  *  - Minting writes into caller-owned buffers and never allocates.
  *  - jti is unique across the cluster: node id + thread + counter + randomness.
  */
@@ -42,22 +42,34 @@ typedef struct idm_claims {
  * "node-a.3.q83vEjRWeJA.1f"; the salt is 64 random bits drawn at init, so two generators
  * (two threads, two nodes, or one node before and after a restart) never collide. */
 typedef struct idm_jti_gen {
-  char prefix[24];   /* node + thread, base64url-safe */
+  char prefix[32];   /* "<node>.<thread hex>.<salt b64url>.", base64url-safe */
   size_t prefix_len;
   uint64_t counter;
-  uint64_t salt;     /* random per generator, mixed into each jti */
+  uint64_t salt;     /* random per generator, mixed into each jti (through prefix) */
 } idm_jti_gen_t;
 void idm_jti_gen_init(idm_jti_gen_t *g, const char *node_id, unsigned thread_index);
 /* Writes a NUL-terminated jti into out. */
 void idm_jti_next(idm_jti_gen_t *g, char out[IDM_JTI_MAX]);
 
 /* Writes "b64url(header).b64url(claims)" for alg name ("EdDSA", "ES256", "EdDSA-MTB1")
- * and kid into out (not NUL-terminated). Header {"alg":…,"typ":"JWT","kid":…}; claims in
- * the order iss, sub, aud, iat, nbf, exp, jti, scope (omitted when empty), idm {trust,
- * policy} (omitted when both are NULL). IDM_ERR_NOSPACE when out (or the internal claims
- * buffer of IDM_TOKEN_MAX bytes) is too small. Never allocates. */
+ * and kid into out (not NUL-terminated). Header {"alg":…,"typ":"JWT","kid":…}; claims are
+ * idm_jwt_claims_fixed followed by idm_jwt_claims_varying: members in the order iss, sub,
+ * aud, scope (omitted when empty), idm {trust, policy} (omitted when both are NULL), iat,
+ * nbf, exp, jti. IDM_ERR_NOSPACE when out (or the internal claims buffer of IDM_TOKEN_MAX
+ * bytes) is too small. Never allocates. */
 idm_err_t idm_jwt_signing_input(char *out, size_t cap, size_t *len, const char *alg_name,
                                 const char *kid, const idm_claims_t *c);
+
+/* The pieces of idm_jwt_signing_input, for callers that cache the constant part of many
+ * credentials (the batcher): the header JSON; the claims that stay the same between the
+ * credentials of one identity and target issued in the same second, from '{' through the
+ * ',' after "exp"; and the varying claim, "jti" through the closing '}'. fixed ‖ varying
+ * is the claims JSON. IDM_ERR_NOSPACE when cap is too small. */
+#define IDM_JWT_HEADER_MAX (IDM_JWK_KID_MAX_BYTES * 6 + 128)
+idm_err_t idm_jwt_header(char *out, size_t cap, size_t *len, const char *alg_name,
+                         const char *kid);
+idm_err_t idm_jwt_claims_fixed(char *out, size_t cap, size_t *len, const idm_claims_t *c);
+idm_err_t idm_jwt_claims_varying(char *out, size_t cap, size_t *len, const idm_claims_t *c);
 
 /* Mints a complete jwt-profile token with key k into out (NUL-terminated; *len excludes
  * the NUL). IDM_ERR_KEY_NONE (k NULL), IDM_ERR_KEY_STATE (k is not ACTIVE),

@@ -457,6 +457,8 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
     return;
   }
   res->pending = true;
+  if (it.profile == IDM_PROFILE_JWT)
+    x->signs++;
   if (x->m) {
     size_t ti = t->index < IDM_NET_METRIC_TARGETS_MAX ? t->index : IDM_NET_METRIC_TARGETS_MAX;
     IDM_MET_INC(&x->m->minted[ti]);
@@ -684,8 +686,26 @@ static void run_http(idm_exchange_ctx_t *x, idm_router_t *r, bool authz, idm_exc
     r->pend_put(r->pend_ud, cookie);
 }
 
+/* The batcher would refuse any credential now (its gathering batch is full and every
+ * other slot awaits its audit write): answer 503 before parsing, attesting and evaluating
+ * the request, so that shedding costs little. Such a request is not decided at all, so
+ * one that would have been denied gets the 503 too (retry later), and nothing is logged. */
+static bool shed(idm_exchange_ctx_t *x, idm_router_t *r, idm_http_resp_t *resp) {
+  if (!x->batch || !idm_batch_full(x->batch) ||
+      idm_batch_inflight(x->batch) < IDM_BATCH_INFLIGHT_MAX)
+    return false;
+  idm_route_error(r, resp, 503, "temporarily_unavailable",
+                  "every batch awaits its audit write; retry shortly");
+  resp->retry_after_s = 1;
+  if (r->m)
+    IDM_MET_INC(&r->m->overloaded);
+  return true;
+}
+
 void idm_exchange_http_token(idm_exchange_ctx_t *x, idm_router_t *r, const idm_http_req_t *req,
                              idm_http_resp_t *resp) {
+  if (shed(x, r, resp))
+    return;
   idm_arena_reset(&x->arena);
   idm_exchange_req_t er;
   memset(&er, 0, sizeof er);
@@ -706,6 +726,8 @@ void idm_exchange_http_token(idm_exchange_ctx_t *x, idm_router_t *r, const idm_h
 
 void idm_exchange_http_authz(idm_exchange_ctx_t *x, idm_router_t *r, const idm_http_req_t *req,
                              idm_http_resp_t *resp) {
+  if (shed(x, r, resp))
+    return;
   idm_arena_reset(&x->arena);
   idm_exchange_req_t er;
   memset(&er, 0, sizeof er);

@@ -95,6 +95,9 @@ typedef struct idm_exchange_ctx {
   uint64_t hits_seen, misses_seen; /* cache stats already counted in metrics */
   pol_kv_t posture[IDM_EXCHANGE_POSTURE_MAX];
   idm_exchange_res_t res;      /* the HTTP handlers' result, valid until the next call */
+  uint32_t signs;              /* jwt-profile credentials queued since the last seal (each
+                                  costs a signature at seal); the server resets it when it
+                                  seals and bounds a loop turn's work by it */
 } idm_exchange_ctx_t;
 
 idm_err_t idm_exchange_ctx_init(idm_exchange_ctx_t *x, unsigned thread_index,

@@ -16,11 +16,16 @@
  *
  * Output: nghttp2_session_mem_send returns a pointer into nghttp2's own buffer that is
  * valid until the next call; a chunk that does not fit the caller's buffer is kept as
- * (pointer, length) and copied first next time.
+ * (pointer, length) and copied first next time. Response bodies do not go through that
+ * buffer: DATA frames are NGHTTP2_DATA_FLAG_NO_COPY, sized to the room left in the
+ * caller's buffer (data_length), and send_data writes each frame's header and payload
+ * straight into it during mem_send, in order with the chunks around it (one copy of a
+ * body instead of two; the stream's own copy stays until the frame is written).
  */
 #include "net/h2.h"
 
 #include <nghttp2/nghttp2.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,22 +38,33 @@ typedef struct field {
   uint32_t off, name_len, len;
 } field_t;
 
+/* A stream record is one pool block of 2 KiB that also holds a typical request's captured
+ * headers and body and, once the request is dispatched (its body is no longer read), the
+ * response body: one allocation per request instead of four. Larger ones spill into pool
+ * blocks of their own. */
+#define HDR_INLINE 192
+#define BODY_INLINE 1400
+
 typedef struct stream {
   struct stream *prev, *next; /* the session's open streams (nghttp2_session_del does not
                                  report them closed, so we free them ourselves) */
   int32_t id;
-  char *buf;             /* pool: captured names and values */
-  size_t buf_len;
+  char *buf;             /* captured names and values: hdr_inl, or a pool block */
+  size_t buf_len, buf_cap;
   field_t fields[F__MAX];
   uint32_t field_count;
   uint32_t header_bytes;
-  uint8_t *body;         /* pool */
-  size_t body_len;
-  char *out;             /* pool: response body being sent */
-  size_t out_len, out_off;
+  uint8_t *body;         /* body_inl, or a pool block */
+  size_t body_len, body_cap;
+  char *out;             /* response body being sent: body_inl, or a pool block */
+  size_t out_len, out_off; /* out_off: bytes handed to nghttp2 as DATA frame lengths */
+  size_t out_sent;       /* bytes written into the caller's output by send_data */
   int reject;            /* 0, or 413/431/400: answer this instead of routing */
   bool dispatched, responded, is_head;
+  char hdr_inl[HDR_INLINE];   /* (not zeroed at start: only the fields above are) */
+  uint8_t body_inl[BODY_INLINE];
 } stream_t;
+_Static_assert(sizeof(stream_t) + 16 <= 2048, "a stream record fits one 2 KiB pool block");
 
 struct idm_h2 {
   nghttp2_session *session;
@@ -61,6 +77,9 @@ struct idm_h2 {
   stream_t *streams_head;  /* every stream record we own */
   const uint8_t *pending; /* output left over from the last mem_send */
   size_t pending_len;
+  uint8_t *sd_out;       /* during idm_h2_send: the caller's buffer, its size, bytes used */
+  size_t sd_cap, sd_n;   /* (send_data writes DATA frames straight into it) */
+  stream_t *last;        /* the stream looked up last (callbacks come in runs per stream) */
   uint8_t peer[16];
   uint8_t peer_family;
   bool goaway;
@@ -115,17 +134,23 @@ static void *h2_realloc(void *p, size_t n, void *ud) {
   return q;
 }
 
-/* Appends to a pool buffer owned by the connection's budget. */
-static bool buf_append(idm_h2_t *h, void **buf, size_t *len, const void *src, size_t n) {
-  size_t have = *buf ? idm_pool_block_size(*buf) : 0;
-  if (*len + n > have) {
-    size_t want = have ? have * 2 : 256;
+/* Appends to a buffer that starts in the stream record (inl, cap bytes) and moves to pool
+ * blocks owned by the connection's budget as it grows. */
+static bool buf_append(idm_h2_t *h, void **buf, size_t *len, size_t *cap, const void *inl,
+                       const void *src, size_t n) {
+  if (*len + n > *cap) {
+    size_t want = *cap * 2 > 256 ? *cap * 2 : 256;
     while (want < *len + n)
       want *= 2;
-    void *q = h2_realloc(*buf, want, h);
+    void *q = h2_malloc(want, h);
     if (!q)
       return false;
+    if (*len)
+      memcpy(q, *buf, *len);
+    if (*buf != inl)
+      h2_free(*buf, h);
     *buf = q;
+    *cap = idm_pool_block_size(q);
   }
   if (n) /* memcpy from a NULL src is undefined even for 0 bytes */
     memcpy((uint8_t *)*buf + *len, src, n);
@@ -134,16 +159,32 @@ static bool buf_append(idm_h2_t *h, void **buf, size_t *len, const void *src, si
 }
 
 static void stream_free(idm_h2_t *h, stream_t *s) {
+  if (h->last == s)
+    h->last = NULL;
   if (s->prev)
     s->prev->next = s->next;
   else
     h->streams_head = s->next;
   if (s->next)
     s->next->prev = s->prev;
-  h2_free(s->buf, h);
-  h2_free(s->body, h);
-  h2_free(s->out, h);
+  if (s->buf != s->hdr_inl)
+    h2_free(s->buf, h);
+  if (s->body != s->body_inl)
+    h2_free(s->body, h);
+  if (s->out != (char *)s->body_inl)
+    h2_free(s->out, h);
   h2_free(s, h);
+}
+
+/* The stream record of id: header, data and frame callbacks arrive in runs for one stream,
+ * so the last one looked up saves most of nghttp2's stream-map lookups. */
+static stream_t *stream_get(idm_h2_t *h, nghttp2_session *session, int32_t id) {
+  if (h->last && h->last->id == id)
+    return h->last;
+  stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+  if (s)
+    h->last = s;
+  return s;
 }
 
 /* ---- callbacks ----------------------------------------------------------------- */
@@ -152,9 +193,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   idm_h2_t *h = ud;
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
-  stream_t *s = h2_calloc(1, sizeof *s, h);
+  stream_t *s = h2_malloc(sizeof *s, h);
   if (!s)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM: we cannot serve it */
+  memset(s, 0, offsetof(stream_t, hdr_inl));
+  s->buf = s->hdr_inl;
+  s->buf_cap = sizeof s->hdr_inl;
+  s->body = s->body_inl;
+  s->body_cap = sizeof s->body_inl;
   s->id = frame->hd.stream_id;
   if (nghttp2_session_set_stream_user_data(session, s->id, s) != 0) {
     h2_free(s, h);
@@ -168,10 +214,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   return 0;
 }
 
-static const char *const captured[] = {"content-type",     "authorization",
-                                       "x-idmint-subject-token", "x-idmint-target",
-                                       "x-idmint-scope",   "x-forwarded-for",
-                                       "x-idmint-posture"};
+#define NAME(s) {s, sizeof s - 1}
+static const struct {
+  const char *name;
+  size_t len;
+} captured[] = {NAME("content-type"),   NAME("authorization"),   NAME("x-idmint-subject-token"),
+                NAME("x-idmint-target"), NAME("x-idmint-scope"), NAME("x-forwarded-for"),
+                NAME("x-idmint-posture")};
+#undef NAME
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
@@ -179,7 +229,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   idm_h2_t *h = ud;
   if (frame->hd.type != NGHTTP2_HEADERS)
     return 0;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  stream_t *s = stream_get(h, session, frame->hd.stream_id);
   if (!s || s->reject)
     return 0;
   if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -196,9 +246,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     kind = F_PATH;
   else {
     bool want = false;
-    for (size_t i = 0; i < sizeof captured / sizeof captured[0]; i++)
-      if (strlen(captured[i]) == namelen && !memcmp(captured[i], name, namelen))
-        want = true;
+    for (size_t i = 0; i < sizeof captured / sizeof captured[0] && !want; i++)
+      want = captured[i].len == namelen && !memcmp(captured[i].name, name, namelen);
     if (!want)
       return 0;
     kind = F_OTHER;
@@ -210,8 +259,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   f->off = (uint32_t)s->buf_len;
   f->name_len = kind == F_OTHER ? (uint32_t)namelen : 0;
   f->len = (uint32_t)valuelen;
-  if ((kind == F_OTHER && !buf_append(h, (void **)&s->buf, &s->buf_len, name, namelen)) ||
-      !buf_append(h, (void **)&s->buf, &s->buf_len, value, valuelen))
+  if ((kind == F_OTHER &&
+       !buf_append(h, (void **)&s->buf, &s->buf_len, &s->buf_cap, s->hdr_inl, name, namelen)) ||
+      !buf_append(h, (void **)&s->buf, &s->buf_len, &s->buf_cap, s->hdr_inl, value, valuelen))
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   s->field_count++;
   return 0;
@@ -220,14 +270,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id,
                          const uint8_t *data, size_t len, void *ud) {
   idm_h2_t *h = ud;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+  stream_t *s = stream_get(h, session, stream_id);
   if (!s || s->reject)
     return 0;
   if (s->body_len + len > h->lim.body_max) {
     s->reject = 413;
     return 0;
   }
-  if (!buf_append(h, (void **)&s->body, &s->body_len, data, len))
+  if (!buf_append(h, (void **)&s->body, &s->body_len, &s->body_cap, s->body_inl, data, len))
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   return 0;
 }
@@ -281,7 +331,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
   idm_h2_t *h = ud;
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
     return 0;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  stream_t *s = stream_get(h, session, frame->hd.stream_id);
   if (!s)
     return 0;
   /* A rejected request is answered as soon as its headers are in, without waiting for a
@@ -294,7 +344,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                            void *ud) {
   idm_h2_t *h = ud;
-  stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
+  stream_t *s = stream_get(h, session, stream_id);
   if (!s)
     return 0;
   nghttp2_session_set_stream_user_data(session, stream_id, NULL);
@@ -303,18 +353,52 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   return 0;
 }
 
+/* DATA without a copy into nghttp2's frame buffer: read_body only sizes the frame, and
+ * send_data writes its header and payload straight into idm_h2_send's output. */
 static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud) {
   stream_t *s = src->ptr;
   size_t n = s->out_len - s->out_off;
   if (n > len)
     n = len;
-  if (n)
-    memcpy(buf, s->out + s->out_off, n);
   s->out_off += n;
+  *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   if (s->out_off == s->out_len)
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   return (ssize_t)n;
+}
+
+/* A DATA frame no longer than the room left in idm_h2_send's output (at least 64 bytes of
+ * payload), so that a small output buffer delays frames but never blocks them forever. */
+static ssize_t data_length(nghttp2_session *session, uint8_t type, int32_t stream_id,
+                          int32_t conn_window, int32_t stream_window, uint32_t max_frame,
+                          void *ud) {
+  idm_h2_t *h = ud;
+  size_t room = h->sd_out && h->sd_cap - h->sd_n > 9 + 64 ? h->sd_cap - h->sd_n - 9 : 64;
+  return (ssize_t)(room < max_frame ? room : max_frame);
+}
+
+static int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                     size_t length, nghttp2_data_source *src, void *ud) {
+  idm_h2_t *h = ud;
+  stream_t *s = src->ptr;
+  size_t pad = frame->data.padlen; /* 0: we set no padding callback; handled anyway */
+  size_t need = 9 + length + pad;
+  if (!h->sd_out || h->sd_cap - h->sd_n < need)
+    return NGHTTP2_ERR_WOULDBLOCK; /* retried by the next idm_h2_send, after a send */
+  if (length > s->out_len - s->out_sent)
+    return NGHTTP2_ERR_CALLBACK_FAILURE; /* cannot happen: read_body sized it */
+  uint8_t *o = h->sd_out + h->sd_n;
+  memcpy(o, framehd, 9);
+  o += 9;
+  if (pad)
+    *o++ = (uint8_t)(pad - 1);
+  memcpy(o, s->out + s->out_sent, length);
+  if (pad > 1)
+    memset(o + length, 0, pad - 1);
+  s->out_sent += length;
+  h->sd_n += need;
+  return 0;
 }
 
 /* ---- API ----------------------------------------------------------------------- */
@@ -329,6 +413,8 @@ idm_err_t idm_h2_global_init(void) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(g_cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(g_cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(g_cbs, on_stream_close);
+  nghttp2_session_callbacks_set_send_data_callback(g_cbs, send_data);
+  nghttp2_session_callbacks_set_data_source_read_length_callback(g_cbs, data_length);
   nghttp2_option_set_stream_reset_rate_limit(g_opt, IDM_NET_H2_RST_BURST, IDM_NET_H2_RST_RATE);
   nghttp2_option_set_max_continuations(g_opt, IDM_NET_H2_CONTINUATIONS_MAX);
   nghttp2_option_set_max_settings(g_opt, IDM_NET_H2_SETTINGS_MAX);
@@ -409,7 +495,12 @@ size_t idm_h2_send(idm_h2_t *h, uint8_t *out, size_t cap) {
     if (n == cap)
       return n;
     const uint8_t *data = NULL;
+    h->sd_out = out;
+    h->sd_cap = cap;
+    h->sd_n = n;
     ssize_t rc = nghttp2_session_mem_send(h->session, &data);
+    n = h->sd_n; /* DATA frames send_data wrote meanwhile, in order */
+    h->sd_out = NULL;
     if (rc <= 0)
       return n; /* 0: nothing more; <0: fatal, want_write turns false and we close */
     h->pending = data;
@@ -417,26 +508,42 @@ size_t idm_h2_send(idm_h2_t *h, uint8_t *out, size_t cap) {
   }
 }
 
+/* Decimal of v into out (at least 21 bytes), NUL-terminated: no printf on the hot path. */
+static size_t dec(char *out, size_t v) {
+  char t[24];
+  size_t n = 0;
+  do
+    t[n++] = (char)('0' + v % 10);
+  while (v /= 10);
+  for (size_t i = 0; i < n; i++)
+    out[i] = t[n - 1 - i];
+  out[n] = '\0';
+  return n;
+}
+
 idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *resp,
                          bool is_head) {
-  stream_t *s = nghttp2_session_get_stream_user_data(h->session, stream_id);
+  stream_t *s = stream_get(h, h->session, stream_id);
   if (!s || s->responded)
     return IDM_ERR_NOT_FOUND;
   is_head = is_head || s->is_head;
   char status[8], clen[24], retry[16];
-  snprintf(status, sizeof status, "%03d", (resp->status % 1000 + 1000) % 1000);
-  snprintf(clen, sizeof clen, "%zu", resp->body_len);
+  unsigned st = (unsigned)((resp->status % 1000 + 1000) % 1000);
+  status[0] = (char)('0' + st / 100), status[1] = (char)('0' + st / 10 % 10);
+  status[2] = (char)('0' + st % 10), status[3] = '\0';
+  size_t clen_len = dec(clen, resp->body_len);
   nghttp2_nv nv[10];
   size_t n = 0;
-#define NV(nm, val)                                                                           \
-  nv[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), sizeof(nm) - 1, strlen(val),     \
+#define NVL(nm, val, len)                                                                     \
+  nv[n++] = (nghttp2_nv){(uint8_t *)(nm), (uint8_t *)(val), sizeof(nm) - 1, (len),           \
                          NGHTTP2_NV_FLAG_NO_COPY_NAME}
-  NV(":status", status);
+#define NV(nm, val) NVL(nm, val, strlen(val))
+  NVL(":status", status, 3);
   if (resp->content_type)
     NV("content-type", resp->content_type);
-  NV("content-length", clen);
+  NVL("content-length", clen, clen_len);
   if (resp->no_store)
-    NV("cache-control", "no-store");
+    NVL("cache-control", "no-store", 8);
   if (resp->retry_after_s) {
     snprintf(retry, sizeof retry, "%u", resp->retry_after_s);
     NV("retry-after", retry);
@@ -444,6 +551,7 @@ idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *
   if (resp->allow)
     NV("allow", resp->allow);
 #undef NV
+#undef NVL
   char *auth = NULL;
   if (resp->token && resp->token_len) {
     nv[n++] = (nghttp2_nv){(uint8_t *)"x-idmint-token", (uint8_t *)resp->token, 14,
@@ -458,14 +566,18 @@ idm_err_t idm_h2_respond(idm_h2_t *h, int32_t stream_id, const idm_http_resp_t *
   }
   nghttp2_data_provider prd, *prdp = NULL;
   if (!is_head && resp->body_len) {
-    s->out = h2_malloc(resp->body_len, h);
+    /* The request was dispatched: its body (maybe in body_inl) is no longer read, so the
+     * response may take its place; memmove, as a handler may answer with the request body. */
+    s->out = resp->body_len <= sizeof s->body_inl ? (char *)s->body_inl
+                                                  : h2_malloc(resp->body_len, h);
     if (!s->out) {
       h2_free(auth, h);
       return IDM_ERR_POOL_EMPTY;
     }
-    memcpy(s->out, resp->body, resp->body_len);
+    memmove(s->out, resp->body, resp->body_len);
     s->out_len = resp->body_len;
     s->out_off = 0;
+    s->out_sent = 0;
     prd.source.ptr = s;
     prd.read_callback = read_body;
     prdp = &prd;

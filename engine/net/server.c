@@ -12,6 +12,18 @@
  * so every response produced in a turn for a connection leaves in one send(2) — what
  * lets h2o serve ~30 responses per write where nginx pays two writes per response.
  *
+ * A turn's work is bounded (turn_spent: IDM_NET_TURN_SIGNS jwt-profile signatures,
+ * IDM_NET_TURN_REQS requests, scaled up while the thread stays saturated): every response
+ * of a turn waits for the turn's seal, so a turn that read 500 jwt exchanges would hold
+ * the first answer for 500 signatures. A turn that reaches its budget stops reading (HTTP/2
+ * input is fed to nghttp2 in IDM_NET_H2_RECV_CHUNK pieces so that it stops close to it);
+ * the unread input and the connections not reached are carried, first, into the next turn,
+ * which starts without waiting.
+ *
+ * Audit group commit: each sealed batch's line is written through the ring; with fsync
+ * batch one fdatasync per thread is in flight at a time and covers every line written when
+ * it starts (sync_kick), so a burst of small batches shares one sync.
+ *
  * user_data carries (op, slot, generation) — see ring.h. A connection slot is reused only
  * when no operation on it is in flight (ops == 0), and its generation changes on reuse, so
  * a late completion can never touch the next connection. Closing is shutdown(2) + close:
@@ -165,6 +177,11 @@ struct worker {
   const idm_snapshot_t *snap;
   _Atomic uint64_t seen_gen;
   int64_t now_ns, next_tick_ns;
+  uint32_t turn_reqs;          /* requests routed this turn (see turn_spent) */
+  uint32_t turn_scale;         /* 1..IDM_NET_TURN_SCALE_MAX: the turn budget's multiple */
+  uint64_t sync_upto;          /* fsync batch: audit bytes covered by our last fdatasync */
+  int64_t last_seal_ns;        /* when the last batch was sealed, and its entries */
+  size_t last_seal_entries;
   bool draining;
   int64_t drain_deadline_ns;
   char date[40];
@@ -200,6 +217,35 @@ static void mark_dirty(worker_t *w, conn_t *c) {
   if (!c->in_dirty) {
     c->in_dirty = true;
     w->dirty[w->ndirty++] = c->slot;
+  }
+}
+
+/* The turn has gathered its budget of work (IDM_NET_TURN_SIGNS, IDM_NET_TURN_REQS, times
+ * turn_scale):
+ * stop reading, seal, answer; unread input waits for the next turn. */
+static bool turn_spent(const worker_t *w) {
+  return w->ex.signs >= IDM_NET_TURN_SIGNS * w->turn_scale ||
+         w->turn_reqs >= IDM_NET_TURN_REQS * w->turn_scale;
+}
+
+/* Seal the gathered batch at the end of this turn? Yes when the turn reached its budget or
+ * left work for the next one (saturated), when draining, when the last batch held a single
+ * entry (a lone client: it waits for nothing but its own signature and audit write), or
+ * when IDM_NET_SEAL_GAP_US have passed since the last seal. Otherwise the batch lingers
+ * until then (the loop wakes for it): under a steady stream of requests, sealing at every
+ * short turn would pay a root signature and an audit sync for a handful of requests each
+ * (a jwt-profile batch of 2 costs 3 signatures), which costs more CPU than the requests
+ * and tips a server at 80 % load into overload. */
+static bool seal_due(worker_t *w) {
+  return turn_spent(w) || w->ncarry || w->draining || w->last_seal_entries < 2 ||
+         idm_clock_mono_ns() - w->last_seal_ns >= IDM_NET_SEAL_GAP_US * 1000LL;
+}
+
+/* Keeps a connection's unread input for the next turn. */
+static void carry_over(worker_t *w, conn_t *c) {
+  if (!c->in_carry) {
+    c->in_carry = true;
+    w->carry[w->ncarry++] = c->slot;
   }
 }
 
@@ -441,7 +487,7 @@ static void h1_error(worker_t *w, conn_t *c, int status, const char *why) {
 static void h1_process(worker_t *w, conn_t *c) {
   idm_h1_limits_t lim = {IDM_NET_HEADER_MAX_BYTES, IDM_NET_BODY_MAX_BYTES, IDM_NET_HEADERS_MAX};
   for (int budget = IDM_NET_REQS_PER_CONN_TURN; budget > 0; budget--) {
-    if (c->want_close || c->h1_wait)
+    if (c->want_close || c->h1_wait || turn_spent(w))
       break;
     size_t avail = c->in_len - c->in_off;
     if (!avail)
@@ -492,6 +538,7 @@ static void h1_process(worker_t *w, conn_t *c) {
     req.start_ns = w->now_ns;
     unix_peer_req(w, c, &req);
     idm_http_resp_t resp;
+    w->turn_reqs++;
     idm_route(&w->router, &req, &resp);
     bool close = !h->keep_alive || resp.close;
     c->in_off += (uint32_t)h->consumed;
@@ -523,10 +570,7 @@ static void h1_process(worker_t *w, conn_t *c) {
     /* Work left after this turn's budget, not blocked on output: next turn. */
     if (!c->h1_paused && !c->h1_wait && !c->want_close &&
         (!c->in_need || c->in_len - c->in_off >= c->in_need))
-      if (!c->in_carry) {
-        c->in_carry = true;
-        w->carry[w->ncarry++] = c->slot;
-      }
+      carry_over(w, c);
   }
 }
 
@@ -641,11 +685,15 @@ static idm_err_t seal_submit(void *ud) {
   idm_batch_sealed_t sealed;
   idm_why_t why = {{0}};
   idm_err_t e = idm_batch_seal(w->batch, &sealed, &why);
+  if (e != IDM_ERR_BATCH_BUSY)
+    w->ex.signs = 0; /* sealed (on a signing failure too: its entries complete with it) */
   if (e) {
     if (e != IDM_ERR_BATCH_BUSY)
       idm_log("error", "batch_seal_failed", "msg", idm_why_str(&why, e), NULL);
     return e;
   }
+  w->last_seal_ns = idm_clock_mono_ns();
+  w->last_seal_entries = sealed.entries;
   if (!sealed.record)
     return IDM_OK;
   unsigned i = 0;
@@ -660,6 +708,22 @@ static idm_err_t seal_submit(void *ud) {
   return IDM_OK;
 }
 
+/* fsync batch, group commit of the syncs: one fdatasync in flight per thread, covering
+ * every line written when it starts; lines written meanwhile wait for the next one. Under
+ * load a sync thus releases several batches (a sync costs ~0.1 ms of CPU here, more than
+ * a small batch's requests), and a batch still waits for at most two syncs. */
+static void sync_kick(worker_t *w) {
+  audit_write_t *f = &w->wr[WR_SLOTS - 1];
+  if (f->busy)
+    return; /* its completion kicks again */
+  uint64_t upto = idm_audit_written_upto(g.audit);
+  if (upto <= w->sync_upto)
+    return; /* nothing new on file (a hole before our line: its writer syncs it) */
+  w->sync_upto = upto;
+  *f = (audit_write_t){.busy = true, .upto = upto};
+  submit_fsync(w, WR_SLOTS - 1);
+}
+
 static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
   unsigned i = idm_ud_slot(cqe->user_data);
   if (i >= WR_SLOTS)
@@ -668,6 +732,8 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
   if (idm_ud_op(cqe->user_data) == IDM_OP_FSYNC) {
     idm_audit_synced(g.audit, a->upto, cqe->res);
     a->busy = false;
+    if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH && cqe->res >= 0)
+      sync_kick(w); /* what was written while this sync ran */
     return;
   }
   int res = cqe->res;
@@ -693,12 +759,9 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
     submit_write(w, i);
     return;
   }
-  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
-    a->upto = idm_audit_written_upto(g.audit);
-    submit_fsync(w, i);
-    return;
-  }
   a->busy = false;
+  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH)
+    sync_kick(w);
 }
 
 /* ---- HTTP/2 ---------------------------------------------------------------------- */
@@ -709,6 +772,7 @@ static void h2_on_request(void *ud, idm_h2_t *h2, int32_t stream_id, idm_http_re
   req->start_ns = w->now_ns;
   unix_peer_req(w, c, req);
   idm_http_resp_t resp;
+  w->turn_reqs++;
   idm_route(&w->router, req, &resp);
   if (resp.deferred) {
     pend_bind(w, c, req, &resp, stream_id, false, false);
@@ -722,16 +786,26 @@ static void h2_on_request(void *ud, idm_h2_t *h2, int32_t stream_id, idm_http_re
 }
 
 static void h2_process(worker_t *w, conn_t *c) {
-  size_t avail = c->in_len - c->in_off;
-  if (avail) {
+  /* In chunks, so that the turn can stop close to its budget; nghttp2 buffers a frame cut
+   * between chunks itself. */
+  while (c->in_off < c->in_len && !c->want_close) {
+    if (turn_spent(w)) {
+      carry_over(w, c);
+      break;
+    }
+    size_t n = c->in_len - c->in_off;
+    if (n > IDM_NET_H2_RECV_CHUNK)
+      n = IDM_NET_H2_RECV_CHUNK;
     idm_why_t why = {{0}};
-    if (idm_h2_recv(c->h2, c->in + c->in_off, avail, &why) != IDM_OK) {
+    if (idm_h2_recv(c->h2, c->in + c->in_off, n, &why) != IDM_OK) {
       IDM_MET_INC(&w->metrics.h2_sessions_failed);
       c->want_close = true;
+      c->in_off = c->in_len;
+      break;
     }
-    c->in_off = c->in_len;
+    c->in_off += (uint32_t)n;
   }
-  if (!c->recv_armed || w->ring.multishot_recv)
+  if (c->in_off == c->in_len && (!c->recv_armed || w->ring.multishot_recv))
     c->in_off = c->in_len = 0;
   mark_dirty(w, c);
 }
@@ -1044,6 +1118,10 @@ static void start_drain(worker_t *w) {
 
 static void refresh_snapshot(worker_t *w) {
   idm_snapshot_t *s = atomic_load_explicit(&g.snap, memory_order_acquire);
+  /* A lingering batch (seal_due) was gathered under the old snapshot and key: seal it
+   * first; if it cannot be sealed yet (every slot busy), move next turn. */
+  if (s != w->snap && w->batch && idm_batch_pending(w->batch) && seal_submit(w) != IDM_OK)
+    return;
   if (s != w->snap) {
     w->snap = s;
     w->router.snap = s;
@@ -1060,6 +1138,7 @@ static void *worker_main(void *arg) {
   worker_t *w = arg;
   w->now_ns = idm_clock_mono_ns();
   w->next_tick_ns = w->now_ns + IDM_NET_TICK_MS * 1000000LL;
+  w->turn_scale = 1;
   arm_accept(w);
   for (;;) {
     refresh_snapshot(w);
@@ -1072,9 +1151,16 @@ static void *worker_main(void *arg) {
      * record may be what holds ours back, and its write completes on its own ring. */
     bool inflight = w->batch && idm_batch_inflight(w->batch);
     struct __kernel_timespec ts = {0, inflight ? 1000000LL : IDM_NET_TICK_MS * 1000000LL};
+    if (w->batch && idm_batch_pending(w->batch)) { /* a lingering batch: wake to seal it */
+      int64_t left = w->last_seal_ns + IDM_NET_SEAL_GAP_US * 1000LL - idm_clock_mono_ns();
+      ts.tv_nsec = left < 1000 ? 1000 : left < ts.tv_nsec ? left : ts.tv_nsec;
+    }
     struct io_uring_cqe *cqe = NULL;
     int rc;
-    if (w->ncarry) { /* work is waiting: do not block */
+    w->turn_reqs = 0;
+    /* Work is waiting: do not block — unless the turn budget is still spent because every
+     * batch slot awaits its audit write (the seal was refused); then wait for one. */
+    if (w->ncarry && !turn_spent(w)) {
       rc = io_uring_submit(&w->ring.ring);
       for (uint32_t i = 0; i < w->ncarry; i++) {
         w->conns[w->carry[i]].in_carry = false;
@@ -1113,6 +1199,10 @@ static void *worker_main(void *arg) {
     for (uint32_t i = 0; i < w->nready; i++) {
       conn_t *c = &w->conns[w->ready[i]];
       c->in_ready = false;
+      if (turn_spent(w)) { /* the rest first next turn, in the same order */
+        carry_over(w, c);
+        continue;
+      }
       conn_process(w, c);
       uint32_t done = (uint32_t)__atomic_load_n(&w->metrics.lat_count, __ATOMIC_RELAXED) -
                       requests_before;
@@ -1123,7 +1213,8 @@ static void *worker_main(void *arg) {
     /* Group commit: seal what this turn decided, start its audit write, and release every
      * answer whose line is on file. */
     if (w->batch) {
-      if (idm_batch_pending(w->batch))
+      idm_batch_complete(w->batch, on_done, w); /* frees slots a refused seal may need */
+      if (idm_batch_pending(w->batch) && seal_due(w))
         seal_submit(w);
       uint64_t upto;
       if (g.audit && idm_audit_fsync_due(g.audit, w->now_ns, &upto) && !w->wr[WR_SLOTS - 1].busy) {
@@ -1138,6 +1229,12 @@ static void *worker_main(void *arg) {
       conn_flush(w, c);
     }
     w->ndirty = 0;
+    /* Saturated (work carried to the next turn): a larger budget next turn; else back to
+     * the latency-bounding one. */
+    if (w->ncarry)
+      w->turn_scale = w->turn_scale < IDM_NET_TURN_SCALE_MAX ? w->turn_scale + 1 : w->turn_scale;
+    else
+      w->turn_scale = 1;
     arm_accept(w);
     if (w->now_ns >= w->next_tick_ns) {
       w->next_tick_ns = w->now_ns + IDM_NET_TICK_MS * 1000000LL;

@@ -574,3 +574,135 @@ Test(batch, fsync_policies_decide_when_a_batch_is_released) {
   idm_batch_free(b);
   idm_audit_close(log);
 }
+
+/* ---- per-identity templates ------------------------------------------------------------ */
+
+/* Identity variant v: fields of several lengths (so the fixed claims end at every offset
+ * mod 3), escapes, empty scope, NULL trust or policy, target equal to aud, and one
+ * identity too large for a template (the uncached path). */
+typedef struct ident {
+  char sub[1400], scope[40], aud[64];
+  const char *trust, *policy, *target;
+} ident_t;
+
+static void ident_make(ident_t *d, int v) {
+  memset(d, 0, sizeof *d);
+  if (v == 7) {
+    memset(d->sub, 'L', 1300); /* longer than a template's key: the uncached path */
+  } else {
+    snprintf(d->sub, sizeof d->sub, "system:serviceaccount:ns-%d:%s%.*s", v,
+             v % 5 == 1 ? "q\"uote\\d\n" : "sa", v % 3, "xyz");
+  }
+  snprintf(d->scope, sizeof d->scope, "%s", v % 4 == 2 ? "" : v % 4 == 3 ? "db.read db.write" : "r");
+  snprintf(d->aud, sizeof d->aud, "spiffe://corp/db-%d", v % 6);
+  d->trust = v % 6 == 4 ? NULL : "k8s";
+  d->policy = v % 6 == 5 ? NULL : "payments-api";
+  d->target = v % 4 == 0 ? NULL : v % 4 == 1 ? d->aud : "payments-db";
+}
+
+/* Mints `rounds` credentials per identity, round-robin over `idents` identities (more
+ * than the template table holds, so slots are evicted and rebuilt), and checks that each
+ * token's signing input equals idm_jwt_signing_input's for the same claims (template hit,
+ * miss and uncached path alike), that every token verifies, and that the log verifies. */
+static void template_round(int idents, int rounds, bool with_log, int64_t iat_skew) {
+  idm_audit_log_t *log = with_log ? idm_audit_open(logpath, NULL, NULL) : NULL;
+  cr_assert(!with_log || log);
+  idm_batch_opts_t o = {.key = ed, .items_max = 64, .log = log, .iss = ISS, .clk = &clk};
+  idm_batch_t *b;
+  idm_why_t why = {{0}};
+  cr_assert_eq(idm_batch_new(&b, &o, &why), IDM_OK, "%s", why.text);
+  static const char *const rules[] = {"payments-api", "r\"2"};
+  const char *kid = idm_key_kid(ed);
+  size_t n = (size_t)idents * (size_t)rounds;
+  tok_t *t = calloc(n, sizeof *t);
+  char (*want)[IDM_TOKEN_MAX] = calloc(n, IDM_TOKEN_MAX);
+  size_t *want_len = calloc(n, sizeof *want_len);
+  ident_t d;
+  for (size_t i = 0; i < n; i++) {
+    int v = (int)(i % (size_t)idents);
+    ident_make(&d, v);
+    snprintf(t[i].jti, sizeof t[i].jti, "node.%x.salt.%zx", v, i);
+    /* identities v % 5 == 0 get a new iat each round (a new second: a template miss) */
+    int64_t round = v % 5 == 0 ? (int64_t)(i / (size_t)idents) : 0;
+    idm_claims_t c = {.iss = ISS, .sub = d.sub, .aud = d.aud,
+                      .iat = T0 + iat_skew * (v % 2) + round,
+                      .nbf = T0 + iat_skew * (v % 3 == 0) + round, .exp = T0 + 300 + round,
+                      .jti = t[i].jti,
+                      .scope = d.scope, .trust = d.trust, .policy = d.policy};
+    bool jwt = v % 9 == 8;
+    idm_batch_item_t it = {.allow = true, .profile = jwt ? IDM_PROFILE_JWT : IDM_PROFILE_BATCH,
+                           .key = jwt ? es : NULL, .claims = &c, .target = d.target,
+                           .rules = rules, .rules_n = (size_t)(v % 3), .out = t[i].buf,
+                           .out_cap = sizeof t[i].buf, .out_len = &t[i].len, .cookie = &t[i]};
+    cr_assert_eq(idm_jwt_signing_input(want[i], IDM_TOKEN_MAX, &want_len[i],
+                                       jwt ? "ES256" : "EdDSA-MTB1", jwt ? idm_key_kid(es) : kid,
+                                       &c),
+                 IDM_OK);
+    idm_err_t e = idm_batch_add(b, &it, &why);
+    if (e == IDM_ERR_BATCH_FULL) {
+      cr_assert_eq(idm_batch_seal_sync(b, on_done, NULL, NULL, &why), IDM_OK, "%s", why.text);
+      e = idm_batch_add(b, &it, &why);
+    }
+    cr_assert_eq(e, IDM_OK, "%zu: %s", i, why.text);
+  }
+  cr_assert_eq(idm_batch_seal_sync(b, on_done, NULL, NULL, &why), IDM_OK, "%s", why.text);
+  idm_batch_tmpl_stats_t st;
+  idm_batch_template_stats(b, &st);
+  /* every credential is a hit, a miss, or uncached without a try (identity 7's key is
+   * too large for a template) */
+  cr_assert_leq(st.hits + st.misses, n);
+  cr_assert_geq(st.hits + st.misses + st.uncached, n);
+  cr_assert_gt(st.misses, 0);
+  cr_assert_gt(st.uncached, 0);
+  cr_assert_gt(st.hits, 0);
+  char reason[IDM_VERIFY_REASON_LEN];
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_eq(t[i].done, 1);
+    size_t si = (size_t)(strrchr(t[i].buf, '.') - t[i].buf);
+    cr_assert_eq(si, want_len[i], "token %zu: signing input of %zu bytes, uncached %zu", i, si,
+                 want_len[i]);
+    cr_assert_eq(memcmp(t[i].buf, want[i], si), 0, "token %zu differs from the uncached path", i);
+    idm_verified_t vd;
+    cr_assert_eq(idm_verify_token(ver, t[i].buf, t[i].len, 0, &vd, NULL, 0, reason), 0,
+                 "token %zu: %s", i, reason);
+  }
+  idm_batch_free(b);
+  if (log) {
+    idm_audit_close(log);
+    idm_err_t err;
+    cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
+    cr_assert_eq(err, IDM_OK, "%s", reason);
+  }
+  free(t);
+  free(want);
+  free(want_len);
+}
+
+Test(batch, template_hits_misses_and_uncached_give_the_same_tokens) {
+  template_round(10, 6, false, 0); /* hits after the first round */
+  template_round(150, 3, false, 0); /* more identities than template slots: evictions */
+}
+
+Test(batch, template_audit_entries_verify) {
+  template_round(12, 5, true, 0);
+  unlink(logpath);
+  template_round(150, 2, true, 7); /* iat and nbf differing from the line's time */
+}
+
+Test(batch, audit_v1_lines_are_refused_by_name) {
+  write_log(1);
+  size_t len;
+  char *p = slurp(&len);
+  cr_assert_eq(memcmp(p, "{\"v\":2,", 7), 0);
+  p[5] = '1';
+  spit(p, len);
+  char reason[256];
+  idm_err_t err;
+  cr_assert_eq(verify_log(&err, reason), 1);
+  cr_assert_eq(err, IDM_ERR_AUDIT_LINE);
+  cr_assert(strstr(reason, "format v1") != NULL, "%s", reason);
+  idm_why_t why = {{0}};
+  cr_assert_null(idm_audit_open(logpath, NULL, &why));
+  cr_assert(strstr(why.text, "format v1") != NULL, "%s", why.text);
+  free(p);
+}

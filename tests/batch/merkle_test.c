@@ -7,6 +7,7 @@
 
 #include "batch/btoken.h"
 #include "batch/merkle.h"
+#include "batch/sha256mb.h"
 
 static void leaves_fill(idm_hash_t *l, size_t n) {
   for (size_t i = 0; i < n; i++) {
@@ -67,6 +68,69 @@ Test(merkle, tree_matches_reference_and_every_path_verifies) {
       }
     }
   }
+}
+
+/* The tree with the SHA extensions (when the CPU has them) and without, against the
+ * recursive reference, which hashes one node at a time with BoringSSL. */
+Test(merkle, tree_with_and_without_sha_extensions_matches_reference) {
+  enum { N = 70 };
+  static idm_hash_t leaves[N], nodes[2 * N + 16];
+  leaves_fill(leaves, N);
+  for (int accel = 0; accel < 2; accel++) {
+    idm_sha256mb_enable(accel);
+    for (size_t n = 1; n <= N; n++) {
+      memcpy(nodes, leaves, n * sizeof *nodes);
+      idm_merkle_tree(nodes, n);
+      idm_hash_t ref;
+      idm_merkle_root_ref(&ref, leaves, n);
+      cr_assert_eq(memcmp(ref.b, nodes[idm_merkle_tree_nodes(n) - 1].b, 32), 0, "n=%zu accel=%d",
+                   n, accel);
+    }
+  }
+  idm_sha256mb_enable(true);
+}
+
+/* Leaves finished from a prefix state, in groups of every size, with data lengths around
+ * every block boundary and longer than the interleaved path takes, equal
+ * idm_merkle_leaf of the whole data. */
+Test(merkle, leaves_from_a_prefix_state_match_whole_leaves) {
+  enum { J = 37 };
+  static char data[J][2100];
+  static idm_leaf_mid_t mid[J];
+  static idm_hash_t got[J], want[J];
+  idm_leaf_job_t jobs[J];
+  unsigned x = 12345;
+  for (int accel = 0; accel < 2; accel++) {
+    idm_sha256mb_enable(accel);
+    for (int round = 0; round < 40; round++) {
+      for (size_t i = 0; i < J; i++) {
+        x = x * 1103515245u + 12345u;
+        size_t plen = (x >> 8) % 520;           /* the shared prefix */
+        size_t len = plen + (x >> 20) % 270;    /* the whole data */
+        if (i % 11 == 3)
+          len = plen; /* nothing after the prefix */
+        if (i % 13 == 5) { /* a long leaf, from no prefix or a long one */
+          len = 2000 + i % 64;
+          plen = i % 2 ? 0 : 1000 + round;
+        }
+        for (size_t b = 0; b < len; b++)
+          data[i][b] = (char)(b * 7 + i + round);
+        idm_merkle_leaf_mid(&mid[i], data[i], plen);
+        cr_assert_eq(mid[i].done % 64, 0);
+        cr_assert_leq(mid[i].done, plen + 1);
+        idm_merkle_leaf(&want[i], data[i], len);
+        jobs[i] = (idm_leaf_job_t){&got[i], &mid[i], data[i], len};
+      }
+      for (size_t n = 0; n <= J; n += 1 + round % 5) {
+        memset(got, 0, sizeof got);
+        idm_merkle_leaves(jobs, n);
+        for (size_t i = 0; i < n; i++)
+          cr_assert_eq(memcmp(got[i].b, want[i].b, 32), 0, "accel=%d round=%d n=%zu i=%zu",
+                       accel, round, n, i);
+      }
+    }
+  }
+  idm_sha256mb_enable(true);
 }
 
 Test(merkle, index_out_of_range_refused) {

@@ -111,6 +111,39 @@ Test(jwt, mint_is_deterministic_for_eddsa_and_omits_empty) {
   idm_jws_cleanup(&j);
 }
 
+/* The claims in the order docs/TOKENS.md documents (the example there, with this jti), and
+ * idm_jwt_claims_fixed ‖ idm_jwt_claims_varying is exactly the claims JSON: the batcher's
+ * templates rely on it. */
+Test(jwt, claims_order_and_split_match_the_docs) {
+  const idm_key_t *k = idm_keyring_signer(g_kr, IDM_KEY_EDDSA);
+  idm_claims_t c = base_claims();
+  c.jti = "node-a.3.q83vEjRWeJA.1f";
+  char tok[IDM_TOKEN_MAX];
+  size_t len;
+  cr_assert_eq(idm_jwt_mint(tok, sizeof tok, &len, k, &c, NULL), IDM_OK);
+  cr_assert_eq(len, 565, "TOKENS.md says 565 bytes, got %zu", len);
+  idm_jws_t j;
+  cr_assert_eq(idm_jws_parse(&j, NULL, tok, len, NULL), IDM_OK);
+  const char want[] = "{\"iss\":\"https://idmint.example\",\"sub\":\"system:serviceaccount:payments:api\","
+                      "\"aud\":\"spiffe://corp.example/payments/db\",\"scope\":\"db.read db.write\","
+                      "\"idm\":{\"trust\":\"k8s-prod\",\"policy\":\"payments-api\"},\"iat\":1800000000,"
+                      "\"nbf\":1800000000,\"exp\":1800000300,\"jti\":\"node-a.3.q83vEjRWeJA.1f\"}";
+  cr_assert_eq(j.payload_len, strlen(want));
+  cr_assert_eq(memcmp(j.payload, want, j.payload_len), 0, "%.*s", (int)j.payload_len, j.payload);
+  idm_jws_cleanup(&j);
+  char fx[IDM_TOKEN_MAX], vr[IDM_TOKEN_MAX];
+  size_t fl, vl;
+  cr_assert_eq(idm_jwt_claims_fixed(fx, sizeof fx, &fl, &c), IDM_OK);
+  cr_assert_eq(idm_jwt_claims_varying(vr, sizeof vr, &vl, &c), IDM_OK);
+  cr_assert_eq(fl + vl, strlen(want));
+  cr_assert_eq(memcmp(fx, want, fl), 0);
+  cr_assert_eq(memcmp(vr, want + fl, vl), 0);
+  cr_assert_eq(memcmp(vr, "\"jti\":", 6), 0, "only jti varies");
+  /* too small a buffer: refused, for each part */
+  cr_assert_eq(idm_jwt_claims_fixed(fx, fl - 1, &fl, &c), IDM_ERR_NOSPACE);
+  cr_assert_eq(idm_jwt_claims_varying(vr, vl - 1, &vl, &c), IDM_ERR_NOSPACE);
+}
+
 Test(jwt, mint_refusals) {
   idm_claims_t c = base_claims();
   char tok[IDM_TOKEN_MAX];

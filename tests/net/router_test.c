@@ -122,3 +122,75 @@ Test(metrics, prometheus_text) {
   cr_assert(strstr(out, "# TYPE idmint_http_request_duration_seconds histogram\n"));
   cr_assert_eq(idm_metrics_render(out, 100, &len, t, 1, names, 2, 1), IDM_ERR_NOSPACE);
 }
+
+/* Shedding before the pipeline: when the batcher would refuse every credential (its
+ * gathering batch full, every other slot awaiting its audit write), POST /v1/token answers
+ * 503 at once — even for a body that would otherwise be a 400, i.e. before parsing. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "batch/audit.h"
+#include "batch/batch.h"
+#include "core/limits.h"
+#include "crypto/keys.h"
+#include "net/exchange.h"
+
+Test(exchange, sheds_before_parsing_when_every_batch_awaits_its_line) {
+  char dir[128], kd[160], logpath[160];
+  snprintf(dir, sizeof dir, "/tmp/idm_router_test_%d_XXXXXX", getpid());
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(kd, sizeof kd, "%s/keys", dir);
+  snprintf(logpath, sizeof logpath, "%s/audit.log", dir);
+  idm_clock_t clk;
+  idm_clock_set_s(&clk, 1800000000);
+  idm_why_t why = {{0}};
+  cr_assert_eq(idm_keys_new(kd, IDM_KEY_EDDSA, &clk, NULL, &why), IDM_OK, "%s", why.text);
+  idm_keyring_t *kr = idm_keyring_load(kd, &clk, &why);
+  cr_assert_not_null(kr, "%s", why.text);
+  idm_audit_log_t *log = idm_audit_open(logpath, NULL, &why);
+  cr_assert_not_null(log, "%s", why.text);
+  idm_batch_opts_t o = {.key = idm_keyring_signer(kr, IDM_KEY_EDDSA), .items_max = 1,
+                        .log = log, .iss = "https://idmint.test", .clk = &clk};
+  idm_batch_t *b;
+  cr_assert_eq(idm_batch_new(&b, &o, &why), IDM_OK, "%s", why.text);
+  idm_claims_t dc = {.iss = "https://idmint.test", .sub = "s", .sub_len = 1, .aud = "a",
+                     .trust = "t"};
+  idm_batch_item_t deny = {.allow = false, .claims = &dc, .target = "a", .reason = "test"};
+  /* Every slot sealed and never written, then one more entry fills the gathering batch. */
+  for (int i = 0; i < IDM_BATCH_INFLIGHT_MAX; i++) {
+    cr_assert_eq(idm_batch_add(b, &deny, &why), IDM_OK, "%s", why.text);
+    idm_batch_sealed_t sealed;
+    cr_assert_eq(idm_batch_seal(b, &sealed, &why), IDM_OK, "%s", why.text);
+  }
+  cr_assert_eq(idm_batch_add(b, &deny, &why), IDM_OK, "%s", why.text);
+  idm_exchange_ctx_t x;
+  cr_assert_eq(idm_exchange_ctx_init(&x, 0, "t", 0, &clk, &met, &why), IDM_OK, "%s", why.text);
+  x.batch = b;
+  idm_router_t r = router();
+  r.ex = &x;
+  idm_http_req_t req;
+  memset(&req, 0, sizeof req);
+  static const char body[] = "grant_type=%zz"; /* a bad escape: 400 if it were parsed */
+  req.body = (const uint8_t *)body;
+  req.body_len = sizeof body - 1;
+  idm_http_resp_t resp;
+  memset(&resp, 0, sizeof resp);
+  idm_exchange_http_token(&x, &r, &req, &resp);
+  cr_assert_eq(resp.status, 503, "status %d: %.*s", resp.status, (int)resp.body_len, resp.body);
+  cr_assert_eq(resp.retry_after_s, 1);
+  /* With room in the batcher the same body is parsed and refused as malformed. */
+  idm_batch_free(b);
+  cr_assert_eq(idm_batch_new(&b, &o, &why), IDM_OK, "%s", why.text);
+  x.batch = b;
+  memset(&resp, 0, sizeof resp);
+  idm_exchange_http_token(&x, &r, &req, &resp);
+  cr_assert_eq(resp.status, 400, "status %d", resp.status);
+  idm_exchange_ctx_cleanup(&x);
+  idm_batch_free(b);
+  idm_audit_close(log);
+  idm_keyring_free(kr);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd)) {
+  }
+}

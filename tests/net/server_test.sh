@@ -128,7 +128,23 @@ if command -v nghttp >/dev/null; then
       > "$T/nghttp2.out" 2>&1 || fail "nghttp post"
   grep -q ':status: 200' "$T/nghttp2.out" || fail "nghttp exchange: $(tail -5 "$T/nghttp2.out")"
   ok "nghttp GETs and a token exchange"
+  # More jwt-profile exchanges at once than one loop turn signs (IDM_NET_TURN_SIGNS): the
+  # rest of the connection's input waits for the next turns, and every one is answered.
+  nghttp -n -s -m 100 "$BASE/v1/token" -d "$T/form" \
+      -H 'content-type: application/x-www-form-urlencoded' > "$T/nghttp3.out" 2>&1 || fail "nghttp x100"
+  [ "$(grep -cE ' 200 +[0-9]+ /v1/token$' "$T/nghttp3.out")" = 100 ] ||
+    fail "100 concurrent exchanges on one h2 connection: $(tail -5 "$T/nghttp3.out")"
+  ok "100 concurrent exchanges on one HTTP/2 connection, across several loop turns"
 fi
+# The same over 60 HTTP/1.1 connections at once.
+: > "$T/par.cfg"
+for _ in $(seq 60); do printf 'url = "%s/v1/token"\noutput = "/dev/null"\n' "$BASE" >> "$T/par.cfg"; done
+printf 'grant_type=%s&subject_token_type=%s&audience=payments-db&subject_token=%s' \
+    "$GT" "$JWT_TYPE" "$(cat "$T/payments.jwt")" > "$T/form1"
+codes=$(curl -s -Z --parallel-max 60 --http1.1 -K "$T/par.cfg" -w '%{http_code}\n' \
+    -H 'content-type: application/x-www-form-urlencoded' --data-binary @"$T/form1" 2>/dev/null | sort | uniq -c)
+[ "$(awk '{print $1, $2}' <<< "$codes")" = "60 200" ] || fail "60 parallel HTTP/1.1 exchanges: $codes"
+ok "60 parallel HTTP/1.1 exchanges, across several loop turns"
 
 # --- metrics reflect what happened
 m=$(curl -s "$BASE/metrics")

@@ -44,6 +44,8 @@ permit "someone-else" {
 }
 CONF
 start_server
+# the listening line may follow the first /healthz answer (another thread logs it): wait for it
+for _ in $(seq 1 40); do grep -q '"unix":"'"$SOCK"'"' "$T/server.err" && break; sleep 0.05; done
 grep -q '"unix":"'"$SOCK"'"' "$T/server.err" || fail "no listening line for the unix socket"
 [ -S "$SOCK" ] || fail "no socket at $SOCK"
 [ "$(stat -c %a "$SOCK")" = 666 ] || fail "socket mode $(stat -c %a "$SOCK")"
