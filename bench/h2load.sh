@@ -178,7 +178,11 @@ il_row() {  # NAME LABEL FORMFILE: one table row
             -d "$body" -H 'content-type: application/x-www-form-urlencoded')
   "${il[@]}" "http://127.0.0.1:$P/v1/token" > "$T/$name-max.json" 2> "$T/$name-max.err" || true
   local max
-  max=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rate'])" "$T/$name-max.json" 2>/dev/null || echo 0)
+  max=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rate_2xx'])" "$T/$name-max.json" 2>/dev/null || echo 0)
+  if python3 -c "import sys; sys.exit(float('$max') > 0)"; then
+    echo "| idmint POST /v1/token ($label), idmload: no 2xx answer in closed loop, nothing to measure at 80% (/readyz: $(curl -s "http://127.0.0.1:$P/readyz")) | | | | | | |"
+    return
+  fi
   t0=$(ticks "$IP")
   "${il[@]}" -r "$(python3 -c "print(max(1.0, $max * 0.8))")" "http://127.0.0.1:$P/v1/token" \
     > "$T/$name.json" 2> "$T/$name.err" || true
@@ -192,7 +196,7 @@ q, lat, st, e = r["requests"], r["latency_ms"], r["status"], r["errors"]
 bad = q["completed"] - st["2xx"] + e["total"] + q["unfinished"]
 per_cpu = (q["completed"] + q["warmup"]) / cpu_s if cpu_s > 0 else 0
 print(f"| idmint POST /v1/token ({label}) at 80% of max, idmload open loop "
-      f"(-r {r['target_rate']:.0f}; max {mx:.0f} req/s closed loop) | {r['rate']:.0f} | {per_cpu:.0f} | "
+      f"(-r {r['target_rate']:.0f}; max {mx:.0f} 2xx/s closed loop) | {r['rate']:.0f} | {per_cpu:.0f} | "
       f"{lat['p50']:.3f} | {lat['p99']:.3f} | {bad} | p99.9 {lat['p99_9']:.3f} ms, "
       f"max {lat['max']:.3f} ms, {q['late']} late |")
 PY

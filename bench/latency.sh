@@ -117,7 +117,8 @@ for f in ${LATENCY_FSYNC:-none batch}; do
   conf "$f"
   for prof in jwt batch; do
     one "$f" "$prof"
-    max=$(python3 -c "import json; print(json.load(open('$T/last.json'))['rate'])" 2>/dev/null || echo 0)
+    max=$(python3 -c "import json; print(json.load(open('$T/last.json'))['rate_2xx'])" 2>/dev/null || echo 0)
+    python3 -c "import sys; sys.exit(float('$max') <= 0)" || continue   # no 2xx: nothing to measure at
     for at in ${LATENCY_AT:-0.5 0.8}; do
       r=$(python3 -c "print(max(1.0, $max * $at))")
       rates+=("$r")

@@ -65,7 +65,7 @@ assert r["status"]["2xx"] == q["completed"], "non-2xx answers"
 assert r["errors"]["total"] == 0 and q["unfinished"] == 0, "errors"
 assert lat["count"] == q["completed"]
 assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"] <= lat["max"], lat
-assert r["rate"] > 0
+assert r["rate"] > 0 and r["rate_2xx"] == r["rate"], (r["rate"], r["rate_2xx"])
 if r["mode"] == "open":
     assert q["scheduled"] == q["sent"] == q["completed"], q
     s = r["service_ms"]; g = r["send_lag_ms"]
@@ -109,9 +109,23 @@ python3 - "$T/fm.json" <<'PY' || fail "find-max rate: $(cat "$T/fm.json")"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["at"] == 0.5 and r["closed"]["mode"] == "closed" and r["open"]["mode"] == "open"
-assert abs(r["open"]["target_rate"] - 0.5 * r["closed"]["rate"]) < 1e-3 * r["closed"]["rate"] + 1
+assert abs(r["open"]["target_rate"] - 0.5 * r["closed"]["rate_2xx"]) < 1e-3 * r["closed"]["rate_2xx"] + 1
 PY
 ok "--find-max: open loop at half the closed-loop rate, 2 threads"
+
+# regression: --find-max took every answer as capacity, so a server answering fast 503s (or
+# here 404s) set the open-loop rate; only 2xx count now
+rc=0
+"$LOAD" --find-max -c 1 -m 2 -D 0.3 --json "$BASE/nope" > "$T/nf.json" 2> "$T/nf.err" || rc=$?
+[ "$rc" = 1 ] || fail "find-max on 404s: exit $rc"
+grep -q "got no 2xx responses" "$T/nf.err" || fail "find-max on 404s: $(cat "$T/nf.err")"
+python3 - "$T/nf.json" <<'PY' || fail "find-max on 404s: $(cat "$T/nf.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["open"] is None and r["closed"]["rate"] > 0 and r["closed"]["rate_2xx"] == 0, r["closed"]
+assert r["closed"]["status"]["4xx"] == r["closed"]["requests"]["completed"] > 0
+PY
+ok "--find-max counts only 2xx as capacity"
 
 # the server goes away mid-run: counted, reported, exit 0 (responses were received)
 "$LOAD" -c 2 -m 4 -r 400 -D 2 --drain 0.5 --json "$BASE/healthz" > "$T/gone.json" 2> "$T/gone.err" &
