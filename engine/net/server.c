@@ -21,8 +21,10 @@
  * which starts without waiting.
  *
  * Audit group commit: each sealed batch's line is written through the ring; with fsync
- * batch one fdatasync per thread is in flight at a time and covers every line written when
- * it starts (sync_kick), so a burst of small batches shares one sync.
+ * batch a line whose predecessors are all synced is written with RWF_DSYNC (write and sync
+ * in one operation), and otherwise one fdatasync per thread is in flight at a time and
+ * covers every line written when it starts (sync_kick), so a burst of small batches shares
+ * one sync.
  *
  * user_data carries (op, slot, generation) — see ring.h. A connection slot is reused only
  * when no operation on it is in flight (ops == 0), and its generation changes on reuse, so
@@ -142,6 +144,8 @@ typedef struct audit_write {
   size_t len;
   uint64_t off;
   uint64_t upto;               /* fdatasync: the written watermark it covers */
+  uint64_t end;                /* the line's end in the file */
+  bool dsync;                  /* written with RWF_DSYNC: synced when it completes */
 } audit_write_t;
 #define WR_SLOTS (IDM_BATCH_INFLIGHT_MAX + 1) /* + one interval fdatasync */
 
@@ -663,6 +667,8 @@ static void submit_write(worker_t *w, unsigned i) {
     return;
   }
   io_uring_prep_write(sqe, idm_audit_fd(g.audit), a->rec, (unsigned)a->len, a->off);
+  if (a->dsync)
+    sqe->rw_flags = RWF_DSYNC; /* each completed piece is on disk when its CQE comes */
   io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, i, 0));
 }
 
@@ -703,7 +709,15 @@ static idm_err_t seal_submit(void *ud) {
     idm_audit_fail(g.audit, "no audit write slot");
     return IDM_ERR_AUDIT_FAILED;
   }
-  w->wr[i] = (audit_write_t){true, sealed.record, sealed.record_len, sealed.offset, 0};
+  /* fsync batch, and every byte before this line is already synced (no sync pending, no
+   * earlier write of any thread unsynced): one RWF_DSYNC write syncs the line itself, one
+   * trip through io_uring's worker instead of a write, a turn of ours, then an fdatasync.
+   * Otherwise a plain write, and the group fdatasync covers it (sync_kick). */
+  bool dsync = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH &&
+               idm_audit_released_upto(g.audit) >= sealed.offset;
+  w->wr[i] = (audit_write_t){.busy = true, .rec = sealed.record, .len = sealed.record_len,
+                             .off = sealed.offset, .end = sealed.offset + sealed.record_len,
+                             .dsync = dsync};
   submit_write(w, i);
   return IDM_OK;
 }
@@ -760,8 +774,14 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
     return;
   }
   a->busy = false;
-  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH)
-    sync_kick(w);
+  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
+    if (a->dsync) { /* everything before the line was synced when it was submitted */
+      idm_audit_synced(g.audit, a->end, 0);
+      if (a->end > w->sync_upto)
+        w->sync_upto = a->end;
+    }
+    sync_kick(w); /* plain writes of ours completed meanwhile */
+  }
 }
 
 /* ---- HTTP/2 ---------------------------------------------------------------------- */
