@@ -29,53 +29,18 @@ T=$(mktemp -d /tmp/idmint-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$T"; }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 100); do curl -sf --http2-prior-knowledge "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "h2load.sh: $1 did not come up" >&2; exit 1; }
+source "$src/bench/lib.bash"
+port() { bench_port; }
+wait_up() { bench_wait_up "$1" h2load.sh; }
 
 # --- idmint
 P=$(port)
-"$IDMINT" keys new --dir "$T/keys" >/dev/null
-"$IDMINT" keys new --dir "$T/issuer" >/dev/null
-"$IDMINT" jwks --dir "$T/issuer" > "$T/issuer.jwks.json"
-"$IDMINT" token mint --keys "$T/issuer" --iss https://issuer.bench --aud idmint --ttl 1h \
-  --sub spiffe://bench/ns/payments/sa/api --claim team=payments | tr -d '\n' > "$T/subject.jwt"
-cat > "$T/idmint.conf" <<CONF
-server {
-  listen  "127.0.0.1:$P"
-  issuer  "http://127.0.0.1:$P"
-  keys    "keys"
-  threads $threads
-  audit   "audit.log"
-  fsync   ${BENCH_FSYNC:-batch}
-}
-trust "bench" {
-  kind oidc
-  issuer "https://issuer.bench"
-  jwks "issuer.jwks.json"
-  audience "idmint"
-}
-target "db" {
-  audience "spiffe://bench/db"
-  ttl 5m
-}
-target "cache" {
-  audience "spiffe://bench/cache"
-  format batch
-  ttl 5m
-}
-permit "payments" {
-  client trust == "bench" and claims.team == "payments"
-  target "db", "cache"
-  scope "db.read"
-}
-CONF
-printf 'grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt&audience=db&subject_token=%s' \
-  "$(cat "$T/subject.jwt")" > "$T/form"
-sed 's/audience=db/audience=cache/' "$T/form" > "$T/form-batch"
+bench_setup
+bench_conf "$T/idmint.conf" "$P" "$threads" "${BENCH_FSYNC:-batch}"
 taskset -c "$SERVER_CPUS" "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/idmint.err" &
 pids+=($!)
 wait_up "http://127.0.0.1:$P/healthz"
-v=$(curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form" \
+v=$(curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form-jwt" \
   -H 'content-type: application/x-www-form-urlencoded' || true)
 grep -q access_token <<< "$v" ||
   { echo "h2load.sh: token exchange does not work" >&2; cat "$T/idmint.err" >&2; exit 1; }
@@ -154,7 +119,7 @@ print(f"{rate:.0f} {rate / cpu_frac if cpu_frac > 0 else 0:.0f}")
 PY2
 }
 IDMLOAD=${IDMLOAD:-$(dirname "$IDMINT")/../bench/idmload}
-form=(-d "$T/form" -H 'content-type: application/x-www-form-urlencoded')
+form=(-d "$T/form-jwt" -H 'content-type: application/x-www-form-urlencoded')
 IP=${pids[0]}
 read -r tok_rps tok_p50 tok_p99 tok_bad tok_cpu < <(run token "$IP" "http://127.0.0.1:$P/v1/token" "${form[@]}")
 read -r btok_rps btok_p50 btok_p99 btok_bad btok_cpu < <(run btok "$IP" "http://127.0.0.1:$P/v1/token" -d "$T/form-batch" -H 'content-type: application/x-www-form-urlencoded')
@@ -202,7 +167,7 @@ print(f"| idmint POST /v1/token ({label}) at 80% of max, idmload open loop "
 PY
 }
 if [ -x "$IDMLOAD" ]; then
-  il_rows=$(il_row il_jwt "jwt" "$T/form")
+  il_rows=$(il_row il_jwt "jwt" "$T/form-jwt")
   il_rows+=$'\n'$(il_row il_batch "batch profile" "$T/form-batch")
 else
   il_rows="| (idmload not built: no open-loop rows) | | | | | | |"

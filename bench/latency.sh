@@ -24,51 +24,14 @@ T=$(mktemp -d /tmp/idmint-latency.XXXXXX)
 SP=""
 cleanup() { [ -n "$SP" ] && { kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true; }; rm -rf "$T"; }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(cd "$(dirname "$0")" && pwd)/lib.bash"
+port() { bench_port; }
 HZ=$(getconf CLK_TCK)
 P=$(port)
-"$IDMINT" keys new --dir "$T/keys" >/dev/null
-"$IDMINT" keys new --dir "$T/issuer" >/dev/null
-"$IDMINT" jwks --dir "$T/issuer" > "$T/issuer.jwks.json"
-"$IDMINT" token mint --keys "$T/issuer" --iss https://issuer.bench --aud idmint --ttl 1h \
-  --sub spiffe://bench/ns/payments/sa/api --claim team=payments | tr -d '\n' > "$T/subject.jwt"
-conf() {  # FSYNC: the bench/h2load.sh configuration, one worker thread
-  cat > "$T/idmint-$1.conf" <<CONF
-server {
-  listen  "127.0.0.1:$P"
-  issuer  "http://127.0.0.1:$P"
-  keys    "keys"
-  threads 1
-  audit   "audit.log"
-  fsync   $1
-}
-trust "bench" {
-  kind oidc
-  issuer "https://issuer.bench"
-  jwks "issuer.jwks.json"
-  audience "idmint"
-}
-target "db" {
-  audience "spiffe://bench/db"
-  ttl 5m
-}
-target "cache" {
-  audience "spiffe://bench/cache"
-  format batch
-  ttl 5m
-}
-permit "payments" {
-  client trust == "bench" and claims.team == "payments"
-  target "db", "cache"
-  scope "db.read"
-}
-CONF
-}
-printf 'grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt&audience=db&subject_token=%s' \
-  "$(cat "$T/subject.jwt")" > "$T/form-jwt"
-sed 's/audience=db/audience=cache/' "$T/form-jwt" > "$T/form-batch"
+bench_setup
+conf() { bench_conf "$T/idmint-$1.conf" "$P" 1 "$1"; }  # FSYNC: one worker thread
 
-wait_up() { for _ in $(seq 1 100); do curl -sf --http2-prior-knowledge "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "latency.sh: $1 did not come up" >&2; exit 1; }
+wait_up() { bench_wait_up "$1" latency.sh; }
 start() {  # FSYNC
   rm -f "$T/audit.log"
   taskset -c "$SERVER_CPUS" "$IDMINT" serve --config "$T/idmint-$1.conf" 2> "$T/idmint.err" &
