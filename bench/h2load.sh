@@ -177,26 +177,11 @@ sends=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_sends_total \(
 reqs=$(curl -s "http://127.0.0.1:$P/metrics" | sed -n 's/^idmint_http_request_duration_seconds_count \([0-9]*\)/\1/p')
 
 # --- h2o and nginx: a fixed 300-byte body over h2c
-mkdir -p "$T/www"
-head -c 300 /dev/zero | tr '\0' x > "$T/www/body"
+bench_www
 h2o_rps=0 h2o_p99=nan h2o_cpu=0 ih2o_rps=0 ih2o_cpu=0 nginx_rps=0 nginx_p99=nan nginx_cpu=0
 if command -v h2o >/dev/null; then
   HP=$(port)
-  cat > "$T/h2o.conf" <<CONF
-user: $(id -un)
-listen:
-  host: 127.0.0.1
-  port: $HP
-num-threads: 1
-access-log: /dev/null
-error-log: $T/h2o.err
-pid-file: $T/h2o.pid
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: $T/www
-CONF
+  bench_h2o_conf "$T/h2o.conf" "$HP"
   taskset -c "$SERVER_CPUS" h2o -c "$T/h2o.conf" >/dev/null 2>&1 &
   pids+=($!)
   wait_up "http://127.0.0.1:$HP/body"

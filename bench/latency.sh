@@ -93,23 +93,7 @@ done
 # the floor: h2o serving a 300-byte file at the same open-loop rates
 if command -v h2o >/dev/null; then
   HP=$(port)
-  mkdir -p "$T/www"
-  head -c 300 /dev/zero | tr '\0' x > "$T/www/body"
-  cat > "$T/h2o.conf" <<CONF
-user: $(id -un)
-listen:
-  host: 127.0.0.1
-  port: $HP
-num-threads: 1
-access-log: /dev/null
-error-log: $T/h2o.err
-pid-file: $T/h2o.pid
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: $T/www
-CONF
+  bench_h2o_conf "$T/h2o.conf" "$HP"
   taskset -c "$SERVER_CPUS" h2o -c "$T/h2o.conf" >/dev/null 2>&1 &
   SP=$!
   wait_up "http://127.0.0.1:$HP/body"

@@ -62,3 +62,29 @@ permit "payments" {
 }
 CONF
 }
+
+# bench_www: the reference servers' fixed 300-byte body, $T/www/body.
+bench_www() {
+  mkdir -p "$T/www"
+  head -c 300 /dev/zero | tr '\0' x > "$T/www/body"
+}
+
+# bench_h2o_conf FILE PORT: h2o with one thread serving $T/www (bench_www) over h2c.
+bench_h2o_conf() {
+  bench_www
+  cat > "$1" <<CONF
+user: $(id -un)
+listen:
+  host: 127.0.0.1
+  port: $2
+num-threads: 1
+access-log: /dev/null
+error-log: $T/h2o.err
+pid-file: $T/h2o.pid
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $T/www
+CONF
+}
