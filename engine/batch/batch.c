@@ -217,14 +217,13 @@ void idm_batch_template_stats(const idm_batch_t *b, idm_batch_tmpl_stats_t *out)
  * line's kid); aud only when it differs from target; iat only when it differs from the
  * line's time, nbf only when it differs from iat; exp is iat + ttl. The leaf and its index are not written: the verifier
  * rebuilds each credential's signing input from these fields anyway. */
-static size_t slen(const char *s, size_t n) { return s ? (n ? n : strlen(s)) : 0; }
 
 static void ew_rules(idm_jcat_t *w, const idm_batch_item_t *it) {
   IDM_JCAT_LIT(w, ",\"rules\":[");
   for (size_t i = 0; i < it->rules_n; i++) {
     if (i)
       IDM_JCAT_LIT(w, ",");
-    idm_jcat_str(w, it->rules[i], slen(it->rules[i], 0));
+    idm_jcat_str(w, it->rules[i], idm_claims_strlen(it->rules[i], 0));
   }
   IDM_JCAT_LIT(w, "]");
 }
@@ -254,26 +253,26 @@ static void entry_fixed(idm_jcat_t *w, const idm_batch_item_t *it, bool batch_pr
   IDM_JCAT_LIT(w, "{\"d\":\"allow\"");
   if (!batch_profile) {
     IDM_JCAT_LIT(w, ",\"alg\":");
-    idm_jcat_str(w, alg, slen(alg, 0));
+    idm_jcat_str(w, alg, idm_claims_strlen(alg, 0));
     IDM_JCAT_LIT(w, ",\"kid\":");
-    idm_jcat_str(w, kid, slen(kid, 0));
+    idm_jcat_str(w, kid, idm_claims_strlen(kid, 0));
   }
   IDM_JCAT_LIT(w, ",\"sub\":");
-  idm_jcat_str(w, c->sub, slen(c->sub, c->sub_len));
+  idm_jcat_str(w, c->sub, idm_claims_strlen(c->sub, c->sub_len));
   if (c->trust) {
     IDM_JCAT_LIT(w, ",\"trust\":");
     idm_jcat_str(w, c->trust, strlen(c->trust));
   }
   IDM_JCAT_LIT(w, ",\"target\":");
   const char *tg = item_target(it);
-  size_t tl = slen(tg, 0), al = slen(c->aud, 0);
+  size_t tl = idm_claims_strlen(tg, 0), al = idm_claims_strlen(c->aud, 0);
   idm_jcat_str(w, tg, tl);
   if (tl != al || memcmp(tg ? tg : "", c->aud ? c->aud : "", al)) {
     IDM_JCAT_LIT(w, ",\"aud\":");
     idm_jcat_str(w, c->aud, al);
   }
   IDM_JCAT_LIT(w, ",\"scope\":");
-  idm_jcat_str(w, c->scope, slen(c->scope, c->scope_len));
+  idm_jcat_str(w, c->scope, idm_claims_strlen(c->scope, c->scope_len));
   if (c->policy) {
     IDM_JCAT_LIT(w, ",\"policy\":");
     idm_jcat_str(w, c->policy, strlen(c->policy));
@@ -285,7 +284,7 @@ static void entry_fixed(idm_jcat_t *w, const idm_batch_item_t *it, bool batch_pr
 /* The varying part of an allow entry, through its closing brace. */
 static void entry_varying(idm_jcat_t *w, const idm_claims_t *c) {
   IDM_JCAT_LIT(w, ",\"jti\":");
-  idm_jcat_str(w, c->jti, slen(c->jti, 0));
+  idm_jcat_str(w, c->jti, idm_claims_strlen(c->jti, 0));
   IDM_JCAT_LIT(w, "}");
 }
 
@@ -311,14 +310,14 @@ static idm_err_t entry_append(idm_batch_t *b, slot_t *s, const idm_batch_item_t 
     entry_varying(&w, c);
   } else {
     IDM_JCAT_LIT(&w, "{\"d\":\"deny\",\"sub\":");
-    idm_jcat_str(&w, c ? c->sub : NULL, c ? slen(c->sub, c->sub_len) : 0);
+    idm_jcat_str(&w, c ? c->sub : NULL, c ? idm_claims_strlen(c->sub, c->sub_len) : 0);
     IDM_JCAT_LIT(&w, ",\"trust\":");
-    idm_jcat_str(&w, c ? c->trust : NULL, c ? slen(c->trust, 0) : 0);
+    idm_jcat_str(&w, c ? c->trust : NULL, c ? idm_claims_strlen(c->trust, 0) : 0);
     IDM_JCAT_LIT(&w, ",\"target\":");
     const char *tg = item_target(it);
-    idm_jcat_str(&w, tg, slen(tg, 0));
+    idm_jcat_str(&w, tg, idm_claims_strlen(tg, 0));
     IDM_JCAT_LIT(&w, ",\"scope\":");
-    idm_jcat_str(&w, c ? c->scope : NULL, c ? slen(c->scope, c->scope_len) : 0);
+    idm_jcat_str(&w, c ? c->scope : NULL, c ? idm_claims_strlen(c->scope, c->scope_len) : 0);
     ew_rules(&w, it);
     IDM_JCAT_LIT(&w, ",\"reason\":");
     const char *r = it->reason ? it->reason : "denied";
@@ -363,17 +362,17 @@ static void key_i64(kw_t *k, int64_t v) {
   memcpy(k->p, &v, 8);
   k->p += 8;
 }
-static void key_cstr(kw_t *k, const char *s) { key_put(k, s, slen(s, 0)); }
+static void key_cstr(kw_t *k, const char *s) { key_put(k, s, idm_claims_strlen(s, 0)); }
 
 static size_t tmpl_key(char *buf, const idm_batch_item_t *it, const char *alg, const char *kid,
                        int64_t line_time) {
   const idm_claims_t *c = it->claims;
   kw_t k = {buf, buf + TMPL_KEY_MAX, false};
   /* what tells identities apart first: the hash covers at most KEY_HASHED bytes */
-  key_put(&k, c->sub, slen(c->sub, c->sub_len));
+  key_put(&k, c->sub, idm_claims_strlen(c->sub, c->sub_len));
   key_cstr(&k, c->aud);
   key_cstr(&k, it->target);
-  key_put(&k, c->scope, slen(c->scope, c->scope_len));
+  key_put(&k, c->scope, idm_claims_strlen(c->scope, c->scope_len));
   key_cstr(&k, c->trust);
   key_cstr(&k, c->policy);
   char rn = (char)(it->rules_n > 0xff ? 0xff : it->rules_n);

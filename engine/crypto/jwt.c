@@ -75,19 +75,18 @@ _Static_assert(12 + 1 + 4 + 1 + 11 + 1 < sizeof ((idm_jti_gen_t *)0)->prefix, "p
 /* Claims are written in two parts so that the batcher can cache the first: the members
  * that stay the same between the credentials of one identity and target issued within
  * the same second, then the one that changes with every credential (jti). */
-static size_t slen(const char *s, size_t n) { return s ? (n ? n : strlen(s)) : 0; }
 
 idm_err_t idm_jwt_claims_fixed(char *out, size_t cap, size_t *len, const idm_claims_t *c) {
   idm_jcat_t w;
   idm_jcat_init(&w, out, cap);
   IDM_JCAT_LIT(&w, "{\"iss\":");
-  idm_jcat_str(&w, c->iss, slen(c->iss, 0));
+  idm_jcat_str(&w, c->iss, idm_claims_strlen(c->iss, 0));
   IDM_JCAT_LIT(&w, ",\"sub\":");
-  idm_jcat_str(&w, c->sub, slen(c->sub, c->sub_len));
+  idm_jcat_str(&w, c->sub, idm_claims_strlen(c->sub, c->sub_len));
   IDM_JCAT_LIT(&w, ",\"aud\":");
-  idm_jcat_str(&w, c->aud, slen(c->aud, 0));
+  idm_jcat_str(&w, c->aud, idm_claims_strlen(c->aud, 0));
   IDM_JCAT_LIT(&w, ",");
-  size_t sl = slen(c->scope, c->scope_len);
+  size_t sl = idm_claims_strlen(c->scope, c->scope_len);
   if (sl) {
     IDM_JCAT_LIT(&w, "\"scope\":");
     idm_jcat_str(&w, c->scope, sl);
@@ -124,7 +123,7 @@ idm_err_t idm_jwt_claims_varying(char *out, size_t cap, size_t *len, const idm_c
   idm_jcat_t w;
   idm_jcat_init(&w, out, cap);
   IDM_JCAT_LIT(&w, "\"jti\":");
-  idm_jcat_str(&w, c->jti, slen(c->jti, 0));
+  idm_jcat_str(&w, c->jti, idm_claims_strlen(c->jti, 0));
   IDM_JCAT_LIT(&w, "}");
   if (w.over)
     return IDM_ERR_NOSPACE;
@@ -137,9 +136,9 @@ idm_err_t idm_jwt_header(char *out, size_t cap, size_t *len, const char *alg_nam
   idm_jcat_t w;
   idm_jcat_init(&w, out, cap);
   IDM_JCAT_LIT(&w, "{\"alg\":");
-  idm_jcat_str(&w, alg_name, slen(alg_name, 0));
+  idm_jcat_str(&w, alg_name, idm_claims_strlen(alg_name, 0));
   IDM_JCAT_LIT(&w, ",\"typ\":\"JWT\",\"kid\":");
-  idm_jcat_str(&w, kid, slen(kid, 0));
+  idm_jcat_str(&w, kid, idm_claims_strlen(kid, 0));
   IDM_JCAT_LIT(&w, "}");
   if (w.over)
     return IDM_ERR_NOSPACE;

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -36,6 +37,11 @@ typedef struct idm_claims {
   const char *trust;               /* idm.trust */
   const char *policy;              /* idm.policy */
 } idm_claims_t;
+
+/* Length of a claims string under the rule above: 0 for NULL, n when given, else strlen. */
+static inline size_t idm_claims_strlen(const char *s, size_t n) {
+  return s ? (n ? n : strlen(s)) : 0;
+}
 
 /* Per-thread jti source. node_id is copied (reduced to [A-Za-z0-9_-], at most 12 chars).
  * A jti reads "<node>.<thread hex>.<salt b64url>.<counter hex>", e.g.
