@@ -18,7 +18,11 @@
 //                              attestation of a Kubernetes service-account token, policy
 //                              decision, claims, batch-profile mint and encode, audit line
 //                              (N per batch); BM_batch_pipeline_jwt/N the same, jwt profile
-// Items are credentials; compare items_per_second rows of one run.
+//   BM_batch_merkle_tree/N/sha_ni  the RFC 9162 tree over N leaves (N-1 two-block nodes),
+//                              sha_ni 1: eight nodes at a time with the SHA extensions
+//                              (batch/sha256mb.c), 0: one at a time through BoringSSL;
+//                              items are nodes
+// Items are credentials (nodes for the tree rows); compare items_per_second rows of one run.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -37,6 +41,8 @@ extern "C" {
 #include "core/b64url.h"
 #include "policy.h"
 #include "batch/batch.h"
+#include "batch/merkle.h"
+#include "batch/sha256mb.h"
 #include "core/json.h"
 #include "crypto/jwt.h"
 #include "idmint/verify.h"
@@ -115,6 +121,27 @@ void BM_batch_ed25519_sign(benchmark::State &st) {
   st.SetItemsProcessed(st.iterations());
 }
 BENCHMARK(BM_batch_ed25519_sign);
+
+void BM_batch_merkle_tree(benchmark::State &st) {
+  size_t n = (size_t)st.range(0);
+  bool ni = st.range(1) != 0;
+  if (ni && !idm_sha256mb_available()) {
+    st.SkipWithError("this CPU has no SHA extensions");
+    return;
+  }
+  std::vector<idm_hash_t> nodes(idm_merkle_tree_nodes(n));
+  for (size_t i = 0; i < n; i++)
+    idm_merkle_leaf(&nodes[i], &i, sizeof i);
+  idm_sha256mb_enable(ni);
+  for (auto _ : st) {
+    idm_merkle_tree(nodes.data(), n);
+    benchmark::DoNotOptimize(nodes.back());
+  }
+  idm_sha256mb_enable(true);
+  st.SetItemsProcessed(st.iterations() * (int64_t)(n - 1));
+}
+BENCHMARK(BM_batch_merkle_tree)->ArgNames({"", "sha_ni"})->Args({256, 1})->Args({256, 0})
+    ->Args({1024, 1})->Args({1024, 0});
 
 void BM_batch_mint_jwt(benchmark::State &st) {
   Claims cl;
