@@ -709,7 +709,8 @@ static bool valid_issuer(const char *s) {
 
 static const char *const server_keys[] = {"listen", "issuer", "keys", "audit", "threads",
                                           "trusted_proxies", "fsync", "batch_max",
-                                          "max_connections", "unix_socket", "node_id", NULL};
+                                          "max_connections", "unix_socket", "node_id",
+                                          "audit_preallocate", NULL};
 
 static int key_index(parser_t *p, const char *const *keys) {
   for (int i = 0; keys[i]; i++)
@@ -850,6 +851,8 @@ static bool server_item(parser_t *p, int k, void *ud) {
       return false;
     }
     return (s->node_id = own_str(p, p->sbuf, (size_t)n)) != NULL;
+  case 11: /* MiB; the engine's IDM_AUDIT_PREALLOC_MAX_MIB */
+    return val_uint(p, "audit_preallocate", 16384, &s->audit_preallocate);
   }
   return false;
 }

@@ -146,6 +146,7 @@ typedef struct audit_write {
   uint64_t upto;               /* fdatasync: the written watermark it covers */
   uint64_t end;                /* the line's end in the file */
   bool dsync;                  /* written with RWF_DSYNC: synced when it completes */
+  bool held;                   /* not submitted yet: idm_audit_may_write said wait */
 } audit_write_t;
 #define WR_SLOTS (IDM_BATCH_INFLIGHT_MAX + 1) /* + one interval fdatasync */
 
@@ -718,8 +719,21 @@ static idm_err_t seal_submit(void *ud) {
   w->wr[i] = (audit_write_t){.busy = true, .rec = sealed.record, .len = sealed.record_len,
                              .off = sealed.offset, .end = sealed.offset + sealed.record_len,
                              .dsync = dsync};
-  submit_write(w, i);
+  if (idm_audit_may_write(g.audit, w->wr[i].end))
+    submit_write(w, i);
+  else
+    w->wr[i].held = true; /* the preallocation zeroer is there: submit_held, next turns */
   return IDM_OK;
+}
+
+/* Submits the writes seal_submit held back, once the zeroer is past them (audit.h,
+ * idm_audit_may_write). */
+static void submit_held(worker_t *w) {
+  for (unsigned i = 0; i < IDM_BATCH_INFLIGHT_MAX; i++)
+    if (w->wr[i].held && idm_audit_may_write(g.audit, w->wr[i].end)) {
+      w->wr[i].held = false;
+      submit_write(w, i);
+    }
 }
 
 /* fsync batch, group commit of the syncs: one fdatasync in flight per thread, covering
@@ -1236,6 +1250,7 @@ static void *worker_main(void *arg) {
       idm_batch_complete(w->batch, on_done, w); /* frees slots a refused seal may need */
       if (idm_batch_pending(w->batch) && seal_due(w))
         seal_submit(w);
+      submit_held(w);
       uint64_t upto;
       if (g.audit && idm_audit_fsync_due(g.audit, w->now_ns, &upto) && !w->wr[WR_SLOTS - 1].busy) {
         w->wr[WR_SLOTS - 1] = (audit_write_t){.busy = true, .upto = upto};
@@ -1575,6 +1590,8 @@ int idm_server_run(const idm_server_opts_t *o) {
     idm_snapshot_free(snap);
     return 1;
   }
+  _Static_assert(IDM_AUDIT_PREALLOC_MAX_MIB == 16384, "policy/parse.c audit_preallocate bound");
+  aopt.preallocate = (uint64_t)srv->audit_preallocate << 20;
   g.audit = idm_audit_open(srv->audit_path, &aopt, &why);
   if (!g.audit) {
     idm_log("error", "audit_open_failed", "path", srv->audit_path, "msg", why.text, NULL);
