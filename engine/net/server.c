@@ -66,6 +66,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "attest/attest.h"
 #include "batch/audit.h"
@@ -146,6 +147,7 @@ typedef struct audit_write {
   uint64_t upto;               /* fdatasync: the written watermark it covers */
   uint64_t end;                /* the line's end in the file */
   bool dsync;                  /* written with RWF_DSYNC: synced when it completes */
+  bool held;                   /* not submitted yet: idm_audit_may_write said wait */
 } audit_write_t;
 #define WR_SLOTS (IDM_BATCH_INFLIGHT_MAX + 1) /* + one interval fdatasync */
 
@@ -718,8 +720,21 @@ static idm_err_t seal_submit(void *ud) {
   w->wr[i] = (audit_write_t){.busy = true, .rec = sealed.record, .len = sealed.record_len,
                              .off = sealed.offset, .end = sealed.offset + sealed.record_len,
                              .dsync = dsync};
-  submit_write(w, i);
+  if (idm_audit_may_write(g.audit, w->wr[i].end))
+    submit_write(w, i);
+  else
+    w->wr[i].held = true; /* the preallocation zeroer is there: submit_held, next turns */
   return IDM_OK;
+}
+
+/* Submits the writes seal_submit held back, once the zeroer is past them (audit.h,
+ * idm_audit_may_write). */
+static void submit_held(worker_t *w) {
+  for (unsigned i = 0; i < IDM_BATCH_INFLIGHT_MAX; i++)
+    if (w->wr[i].held && idm_audit_may_write(g.audit, w->wr[i].end)) {
+      w->wr[i].held = false;
+      submit_write(w, i);
+    }
 }
 
 /* fsync batch, group commit of the syncs: one fdatasync in flight per thread, covering
@@ -1236,6 +1251,7 @@ static void *worker_main(void *arg) {
       idm_batch_complete(w->batch, on_done, w); /* frees slots a refused seal may need */
       if (idm_batch_pending(w->batch) && seal_due(w))
         seal_submit(w);
+      submit_held(w);
       uint64_t upto;
       if (g.audit && idm_audit_fsync_due(g.audit, w->now_ns, &upto) && !w->wr[WR_SLOTS - 1].busy) {
         w->wr[WR_SLOTS - 1] = (audit_write_t){.busy = true, .upto = upto};
@@ -1449,6 +1465,52 @@ static void log_error(const char *event, const char *msg) {
   idm_log("error", event, "msg", msg, NULL);
 }
 
+/* The server settings a process applies only at start (listeners, threads, the audit log,
+ * batch and connection sizes, the node id that keeps jti unique). A reload that changes one
+ * still applies everything else, and says which it kept in a "reload_partial" warning, so an
+ * operator is not left believing the new value is live. Each is kept as a digest of its
+ * value at start. */
+enum { FIXED_LISTEN, FIXED_THREADS, FIXED_MAXCONN, FIXED_AUDIT, FIXED_FSYNC, FIXED_BATCH,
+       FIXED_UNIX, FIXED_NODE, FIXED_PREALLOC, FIXED_N };
+static const char *const fixed_name[FIXED_N] = {"listen", "threads", "max_connections", "audit",
+                                                "fsync", "batch_max", "unix_socket", "node_id",
+                                                "audit_preallocate"};
+static uint64_t g_fixed[FIXED_N];
+
+static uint64_t fixed_str(const char *v, uint64_t seed) {
+  return v ? XXH3_64bits_withSeed(v, strlen(v) + 1, seed) : seed; /* NUL: "" is not absent */
+}
+
+static void fixed_digest(const pol_server_t *srv, uint64_t out[FIXED_N]) {
+  uint64_t h = 1;
+  for (uint32_t i = 0; i < srv->listen_count; i++)
+    h = fixed_str(srv->listen[i], h);
+  out[FIXED_LISTEN] = h;
+  out[FIXED_THREADS] = srv->threads;
+  out[FIXED_MAXCONN] = srv->max_connections;
+  out[FIXED_AUDIT] = fixed_str(srv->audit_path, 0);
+  out[FIXED_FSYNC] = fixed_str(srv->fsync, 0);
+  out[FIXED_BATCH] = srv->batch_max;
+  out[FIXED_UNIX] = fixed_str(srv->unix_socket, 0);
+  out[FIXED_NODE] = fixed_str(srv->node_id, 0);
+  out[FIXED_PREALLOC] = srv->audit_preallocate;
+}
+
+/* Names the start-only settings s changes, comma-separated, into out ("" if none). */
+static void fixed_changed(const pol_server_t *srv, char *out, size_t cap) {
+  uint64_t now[FIXED_N];
+  fixed_digest(srv, now);
+  size_t n = 0;
+  out[0] = '\0';
+  for (int i = 0; i < FIXED_N; i++)
+    if (now[i] != g_fixed[i]) {
+      int k = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", fixed_name[i]);
+      if (k < 0 || (size_t)k >= cap - n)
+        break;
+      n += (size_t)k;
+    }
+}
+
 /* Reload: build, swap, wait for every worker to move, free the old snapshot. */
 static void reload(const char *path) {
   idm_why_t why = {{0}};
@@ -1474,6 +1536,8 @@ static void reload(const char *path) {
     idm_snapshot_free(s);
     return;
   }
+  char kept[160];
+  fixed_changed(s->server, kept, sizeof kept);
   s->gen = cur->gen + 1;
   atomic_store_explicit(&g.snap, s, memory_order_release);
   for (int spins = 0; spins < 2000; spins++) {
@@ -1498,6 +1562,10 @@ static void reload(const char *path) {
   snprintf(gen, sizeof gen, "%llu", (unsigned long long)s->gen);
   idm_log("info", "reloaded", "config", path, "generation", gen, "policy",
           pol_config_policy_id(s->cfg), NULL);
+  if (kept[0])
+    idm_log("warn", "reload_partial", "config", path, "kept", kept, "msg",
+            "these server settings apply at start only; the running values stay until a restart",
+            NULL);
 }
 
 /* server.fsync: "none", "batch", or an interval ("100ms", "1s"). */
@@ -1568,6 +1636,7 @@ int idm_server_run(const idm_server_opts_t *o) {
     }
   }
   snprintf(g.issuer, sizeof g.issuer, "%s", srv->issuer);
+  fixed_digest(srv, g_fixed);
   idm_audit_opts_t aopt;
   if (audit_opts(srv->fsync, &aopt) != 0) {
     idm_log("error", "config_refused", "config", o->config_path, "msg",
@@ -1575,6 +1644,8 @@ int idm_server_run(const idm_server_opts_t *o) {
     idm_snapshot_free(snap);
     return 1;
   }
+  _Static_assert(IDM_AUDIT_PREALLOC_MAX_MIB == 16384, "policy/parse.c audit_preallocate bound");
+  aopt.preallocate = (uint64_t)srv->audit_preallocate << 20;
   g.audit = idm_audit_open(srv->audit_path, &aopt, &why);
   if (!g.audit) {
     idm_log("error", "audit_open_failed", "path", srv->audit_path, "msg", why.text, NULL);
