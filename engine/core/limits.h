@@ -122,6 +122,9 @@
  * between; see seal_due in server.c): the root signature and the audit sync are shared by
  * the requests of ~0.75 ms, and an answer waits at most this long for its seal to start. */
 #define IDM_NET_SEAL_GAP_US 750
+/* The window over which a thread measures its utilization (busy turns / wall time), which
+ * scales the seal gap while the audit I/O is idle (server.c, seal_due). */
+#define IDM_NET_UTIL_WINDOW_US 4000
 #define IDM_NET_TURN_SIGNS 32
 #define IDM_NET_TURN_REQS 128
 #define IDM_NET_TURN_SCALE_MAX 8
