@@ -157,8 +157,6 @@ typedef struct audit_write {
   uint64_t off;
   uint64_t upto;               /* fdatasync: the written watermark it covers */
   uint64_t end;                /* the line's end in the file */
-  int64_t sealed_ns;           /* when it was sealed, and whether for a full batch or turn */
-  bool saturated;
 #if IDM_NET_STAGES
   int64_t sub_ns;
 #endif
@@ -300,7 +298,7 @@ static void mark_dirty(worker_t *w, conn_t *c) {
 /* How long a batch lingers when the audit I/O is idle: the seal gap scaled by the square
  * of the thread's utilization (util_pm: busy turns / wall time over the last
  * IDM_NET_UTIL_WINDOW_US) relative to IDM_NET_UTIL_FULL_GAP_PM, and the whole gap above
- * that. At 10 % the batch lingers ~1.5 % of the gap, at 50 % ~half of it. At 80 % load a
+ * that. At 10 % the batch lingers ~2 % of the gap, at 50 % about half of it. At 80 % load a
  * write costs ~0.15 ms of CPU here (io-wq context switches, the virtio kick): sealing
  * more often than every gap there costs more CPU than the thread has to spare. */
 static int64_t seal_gap_idle_ns(const worker_t *w) {
@@ -815,14 +813,6 @@ static void write_kick(worker_t *w) {
   bool batch = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH;
   if (batch && w->wr[WR_SLOTS - 1].busy)
     return; /* our fdatasync runs: its completion's turn writes the group */
-  /* A lone line of a batch sealed full (or for a full turn) while the next batch is already
-   * gathering: the thread is saturated, the next seal is near, and the two share a write
-   * (a write costs ~0.15 ms of CPU here: io-wq context switches, the virtio kick). It waits
-   * at most the seal gap; the answers of a saturated thread wait in a queue anyway. */
-  if (w->nwq == 1 && w->wr[w->wq[0]].saturated && !w->draining &&
-      idm_batch_pending(w->batch) &&
-      idm_clock_mono_ns() - w->wr[w->wq[0]].sealed_ns < IDM_NET_SEAL_GAP_US * 1000LL)
-    return;
   unsigned n = 1;
   while (n < w->nwq && w->wr[w->wq[n]].off == w->wr[w->wq[n - 1]].end)
     n++;
@@ -883,7 +873,6 @@ static idm_err_t seal_submit(void *ud) {
   w->last_seal_ns = idm_clock_mono_ns();
   w->last_seal_entries = sealed.entries;
   IDM_MET_INC(&w->metrics.seals[w->seal_reason]);
-  bool saturated = w->seal_reason == IDM_SEAL_SATURATED;
   w->seal_reason = IDM_SEAL_SATURATED; /* the default: a full batch sealed by the exchange */
 #if IDM_NET_STAGES
   ST_ADD(w, ST_SEAL, w->last_seal_ns - st_t0);
@@ -902,8 +891,7 @@ static idm_err_t seal_submit(void *ud) {
     return IDM_ERR_AUDIT_FAILED;
   }
   w->wr[i] = (audit_write_t){.busy = true, .rec = sealed.record, .len = sealed.record_len,
-                             .off = sealed.offset, .end = sealed.offset + sealed.record_len,
-                             .sealed_ns = w->last_seal_ns, .saturated = saturated};
+                             .off = sealed.offset, .end = sealed.offset + sealed.record_len};
   w->wq[w->nwq++] = i;
   return IDM_OK;
 }
