@@ -7,7 +7,8 @@
 #   bench_setup                       keys, a sample OIDC issuer, a subject token, and the
 #                                     token-exchange forms $T/form-jwt (target "db", jwt
 #                                     profile) and $T/form-batch (target "cache", batch profile)
-#   bench_conf FILE PORT THREADS FSYNC   the server configuration
+#   bench_conf FILE PORT THREADS FSYNC   the server configuration (BENCH_PREALLOC=MiB:
+#                                        server.audit_preallocate, default 0 = off)
 bench_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 bench_wait_up() {
@@ -39,6 +40,7 @@ server {
   threads $3
   audit   "audit.log"
   fsync   $4
+  audit_preallocate ${BENCH_PREALLOC:-0}
 }
 trust "bench" {
   kind oidc

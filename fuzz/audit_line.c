@@ -7,12 +7,18 @@
  *  2. as a patch of line 1 (pairs position, value): the patched line followed by the
  *     real line 2 must not both be accepted, unless the patch changed nothing. That is
  *     the log's promise: an edit is caught at its line or, for the bytes no signature
- *     covers (denial entries), by the next line's chain hash.
- * Seeds (fuzz/corpus/audit_line) are real lines from a run and edits of them. */
+ *     covers (denial entries), by the next line's chain hash;
+ *  3. as the tail of a log file after the two real lines (what a crash or a preallocated
+ *     log leaves there, or damage): idm_audit_verify_file must accept an all-zero tail
+ *     and refuse any other at line 3; idm_audit_open must not crash, and when it accepts
+ *     the file it keeps exactly the two lines and cuts the tail.
+ * Seeds (fuzz/corpus/audit_line) are real lines from a run and edits of them, and tails:
+ * zeros, a torn line before zeros, garbage or a line's start after zeros. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "batch/audit.h"
@@ -23,6 +29,7 @@
 static char line[2][65536];
 static size_t line_len[2];
 static idm_jwks_t *jwks;
+static char tail_path[64];
 
 static void setup(void) {
   idm_json_init();
@@ -79,6 +86,7 @@ static void setup(void) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd)) {
   }
+  snprintf(tail_path, sizeof tail_path, "/tmp/idm_fuzz_audit_tail_%d.log", (int)getpid());
   if (getenv("IDM_FUZZ_PRINT_SEEDS"))
     printf("%.*s\n%.*s\n", (int)line_len[0], line[0], (int)line_len[1], line[1]);
 }
@@ -107,5 +115,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       idm_audit_verifier_cleanup(&v);
     }
   }
+  /* 3: the input as the tail of a two-line log */
+  FILE *f = fopen(tail_path, "wb");
+  if (!f)
+    abort();
+  size_t good = line_len[0] + line_len[1] + 2;
+  if (fwrite(line[0], 1, line_len[0], f) != line_len[0] || fputc('\n', f) == EOF ||
+      fwrite(line[1], 1, line_len[1], f) != line_len[1] || fputc('\n', f) == EOF ||
+      fwrite(data, 1, size, f) != size || fclose(f))
+    abort();
+  bool zeros = true;
+  for (size_t i = 0; i < size && zeros; i++)
+    zeros = data[i] == 0;
+  if (idm_audit_verifier_init(&v, jwks))
+    abort();
+  uint64_t bad;
+  idm_err_t e = idm_audit_verify_file(&v, tail_path, &bad, NULL);
+  if (zeros ? (e != IDM_OK || v.lines != 2) : (e == IDM_OK || bad != 3))
+    abort(); /* a zero tail refused, or another tail accepted or blamed on a wrong line */
+  idm_audit_verifier_cleanup(&v);
+  idm_audit_log_t *log = idm_audit_open(tail_path, NULL, NULL);
+  if (log) {
+    struct stat st;
+    if (fstat(idm_audit_fd(log), &st) || (size_t)st.st_size != good)
+      abort(); /* recovery kept a tail byte or cut a good line */
+    idm_audit_close(log);
+  }
+  unlink(tail_path);
   return 0;
 }

@@ -520,6 +520,29 @@ static long val_word(parser_t *p, const char *key) {
   return p->tok.n;
 }
 
+/* One of n names (a word or a quoted string): its index, the token consumed; else -1 with
+ * "unknown KEY X (expected A or B)". */
+static int val_choice(parser_t *p, const char *key, const char *const *names, int n) {
+  if (val_word(p, key) < 0)
+    return -1;
+  for (int i = 0; i < n; i++)
+    if (!strcmp(p->sbuf, names[i])) {
+      next(p);
+      return i;
+    }
+  char want[128];
+  size_t w = 0;
+  for (int i = 0; i < n && w < sizeof want; i++) {
+    int k = snprintf(want + w, sizeof want - w, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                     names[i]);
+    if (k < 0)
+      break;
+    w += (size_t)k;
+  }
+  err(p, "unknown %s %s (expected %s)", key, TOKD(p), want);
+  return -1;
+}
+
 /* "30s" "5m" "1h" "2d" (and "250ms" when ms_ok) into milliseconds; "0" is allowed bare. */
 static bool parse_duration_ms(const char *s, size_t n, bool ms_ok, int64_t *out) {
   size_t i = 0;
@@ -709,7 +732,8 @@ static bool valid_issuer(const char *s) {
 
 static const char *const server_keys[] = {"listen", "issuer", "keys", "audit", "threads",
                                           "trusted_proxies", "fsync", "batch_max",
-                                          "max_connections", "unix_socket", "node_id", NULL};
+                                          "max_connections", "unix_socket", "node_id",
+                                          "audit_preallocate", NULL};
 
 static int key_index(parser_t *p, const char *const *keys) {
   for (int i = 0; keys[i]; i++)
@@ -850,6 +874,8 @@ static bool server_item(parser_t *p, int k, void *ud) {
       return false;
     }
     return (s->node_id = own_str(p, p->sbuf, (size_t)n)) != NULL;
+  case 11: /* MiB; the engine's IDM_AUDIT_PREALLOC_MAX_MIB */
+    return val_uint(p, "audit_preallocate", 16384, &s->audit_preallocate);
   }
   return false;
 }
@@ -1072,32 +1098,22 @@ static bool target_item(parser_t *p, int k, void *ud) {
   long n;
   switch (k) {
   case 0: return val_str(p, "audience", &n) && (t->audience = own_str(p, p->sbuf, (size_t)n));
-  case 1:
-    if (val_word(p, "format") < 0)
+  case 1: {
+    static const char *const formats[] = {"jwt", "batch"}; /* pol_format_t order */
+    int v = val_choice(p, "format", formats, 2);
+    if (v < 0)
       return false;
-    if (!strcmp(p->sbuf, "jwt"))
-      t->format = POL_FORMAT_JWT;
-    else if (!strcmp(p->sbuf, "batch"))
-      t->format = POL_FORMAT_BATCH;
-    else {
-      err(p, "unknown format %s (expected jwt or batch)", TOKD(p));
-      return false;
-    }
-    next(p);
+    t->format = (pol_format_t)v;
     return true;
-  case 2:
-    if (val_word(p, "alg") < 0)
+  }
+  case 2: {
+    static const char *const algs[] = {"EdDSA", "ES256"}; /* pol_alg_t order */
+    int v = val_choice(p, "alg", algs, 2);
+    if (v < 0)
       return false;
-    if (!strcmp(p->sbuf, "EdDSA"))
-      t->alg = POL_ALG_EDDSA;
-    else if (!strcmp(p->sbuf, "ES256"))
-      t->alg = POL_ALG_ES256;
-    else {
-      err(p, "unknown alg %s (expected EdDSA or ES256)", TOKD(p));
-      return false;
-    }
-    next(p);
+    t->alg = (pol_alg_t)v;
     return true;
+  }
   case 3: {
     pos_t at = tpos(&p->tok);
     if (!val_duration_s(p, "ttl", &t->ttl_s))

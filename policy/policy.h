@@ -101,6 +101,7 @@ typedef struct pol_server {
   uint32_t max_connections;    /* per thread; default 4096 */
   const char *unix_socket;     /* resolved path of the unix-attestation socket, or NULL */
   const char *node_id;         /* cluster-unique node name for jti; default: hostname */
+  uint32_t audit_preallocate;  /* MiB of the audit log kept zeroed ahead; default 0 (off) */
 } pol_server_t;
 
 /* A trust block. Keys a kind does not use are compile errors. */

@@ -56,6 +56,11 @@ idm_err_t idm_attest_join(idm_provider_t *p, idm_arena_t *arena, const char *doc
                           const idm_clock_t *clk, idm_identity_t *out, idm_why_t *why);
 
 /* Loads the PEM certificate at path and returns its public key (RSA). */
+/* unix: the SHA-256 of the open executable xfd (name for messages), from a process-wide
+ * cache keyed by device, inode, size, mtime and ctime; the counters are for tests. */
+idm_err_t idm_attest_exe_digest(int xfd, const char *name, uint8_t digest[32], idm_why_t *why);
+void idm_attest_exe_cache_stats(uint64_t *hits, uint64_t *misses);
+
 idm_err_t idm_iid_load_cert(const char *path, EVP_PKEY **out, idm_why_t *why);
 
 /* ---- the AWS IID wire form (no I/O, no crypto: fuzzed) ---------------------------- */

@@ -6,7 +6,17 @@
  * runs, even if the path was replaced or deleted since). A pid can be reused between
  * connect and our read; we re-read the credentials of /proc/PID after hashing and refuse
  * if the process there no longer has the peer's uid/gid (docs/ATTESTATION.md says what
- * remains). The result is not cached: the server attests a unix connection once. */
+ * remains). The identity is not cached (the server attests a unix connection once), but the
+ * executable's digest is: hashing a large binary on every accept would hold up the worker
+ * that owns the socket (and every TCP connection it serves) for tens of milliseconds.
+ *
+ * The digest cache: 64 entries keyed by the executable's device, inode, size, mtime and
+ * ctime (nanoseconds). Any write, truncate, chmod or rename of the file moves its ctime, and
+ * ctime cannot be set from user space, so a file whose key is unchanged has the contents
+ * that were hashed; a file being executed cannot be opened for writing anyway (ETXTBSY).
+ * The file is stat'ed again after a miss is hashed: if it changed meanwhile the peer is
+ * refused, because the digest may match no version of it. One mutex guards the table (one
+ * lookup per accepted connection; the hash itself is computed outside it). */
 #define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +25,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <pthread.h>
 
 #include <openssl/sha.h>
 
@@ -25,6 +37,116 @@ static char *fmt_u(idm_arena_t *arena, unsigned long v) {
   char b[24];
   int n = snprintf(b, sizeof b, "%lu", v);
   return idm_arena_strndup(arena, b, (size_t)n);
+}
+
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+} exe_key_t;
+
+#define EXE_CACHE_N 64
+static struct {
+  pthread_mutex_t mu;
+  struct {
+    exe_key_t key;
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    bool used;
+  } e[EXE_CACHE_N];
+  unsigned next; /* the entry a miss replaces (round robin) */
+  uint64_t hits, misses;
+} g_exe = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void exe_key(const struct stat *st, exe_key_t *k) {
+  memset(k, 0, sizeof *k);
+  k->dev = st->st_dev;
+  k->ino = st->st_ino;
+  k->size = st->st_size;
+  k->mtime = st->st_mtim;
+  k->ctime = st->st_ctim;
+}
+
+static bool exe_key_eq(const exe_key_t *a, const exe_key_t *b) {
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static bool exe_cache_get(const exe_key_t *k, uint8_t digest[SHA256_DIGEST_LENGTH]) {
+  bool hit = false;
+  pthread_mutex_lock(&g_exe.mu);
+  for (unsigned i = 0; i < EXE_CACHE_N && !hit; i++)
+    if (g_exe.e[i].used && exe_key_eq(&g_exe.e[i].key, k)) {
+      memcpy(digest, g_exe.e[i].digest, SHA256_DIGEST_LENGTH);
+      hit = true;
+    }
+  if (hit)
+    g_exe.hits++;
+  else
+    g_exe.misses++;
+  pthread_mutex_unlock(&g_exe.mu);
+  return hit;
+}
+
+static void exe_cache_put(const exe_key_t *k, const uint8_t digest[SHA256_DIGEST_LENGTH]) {
+  pthread_mutex_lock(&g_exe.mu);
+  unsigned i = g_exe.next++ % EXE_CACHE_N;
+  g_exe.e[i].key = *k;
+  memcpy(g_exe.e[i].digest, digest, SHA256_DIGEST_LENGTH);
+  g_exe.e[i].used = true;
+  pthread_mutex_unlock(&g_exe.mu);
+}
+
+void idm_attest_exe_cache_stats(uint64_t *hits, uint64_t *misses) {
+  pthread_mutex_lock(&g_exe.mu);
+  *hits = g_exe.hits;
+  *misses = g_exe.misses;
+  pthread_mutex_unlock(&g_exe.mu);
+}
+
+idm_err_t idm_attest_exe_digest(int xfd, const char *name, uint8_t digest[32], idm_why_t *why) {
+  struct stat st;
+  if (fstat(xfd, &st) != 0)
+    return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: %s", name, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: not a regular file", name);
+  if (st.st_size > IDM_UNIX_EXE_MAX_BYTES)
+    return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: executable exceeds %lld bytes", name,
+                    IDM_UNIX_EXE_MAX_BYTES);
+  exe_key_t k;
+  exe_key(&st, &k);
+  if (exe_cache_get(&k, digest))
+    return IDM_OK;
+  SHA256_CTX sha;
+  SHA256_Init(&sha);
+  uint8_t buf[64 * 1024];
+  long long total = 0;
+  off_t off = 0;
+  for (;;) {
+    ssize_t n = pread(xfd, buf, sizeof buf, off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: %s", name, strerror(errno));
+    if (n == 0)
+      break;
+    off += n;
+    total += n;
+    if (total > IDM_UNIX_EXE_MAX_BYTES)
+      return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: executable exceeds %lld bytes", name,
+                      IDM_UNIX_EXE_MAX_BYTES);
+    SHA256_Update(&sha, buf, (size_t)n);
+  }
+  SHA256_Final(digest, &sha);
+  exe_key_t k2;
+  if (fstat(xfd, &st) != 0)
+    return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: %s", name, strerror(errno));
+  exe_key(&st, &k2);
+  if (!exe_key_eq(&k, &k2) || total != k.size)
+    return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: executable changed while being hashed", name);
+  exe_cache_put(&k, digest);
+  return IDM_OK;
 }
 
 idm_err_t idm_attest_unix_peer(idm_attest_t *a, int fd, idm_arena_t *arena,
@@ -56,32 +178,11 @@ idm_err_t idm_attest_unix_peer(idm_attest_t *a, int fd, idm_arena_t *arena,
   int xfd = open(link, O_RDONLY | O_CLOEXEC);
   if (xfd < 0)
     return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: %s", link, strerror(errno));
-  SHA256_CTX sha;
-  SHA256_Init(&sha);
-  uint8_t buf[64 * 1024];
-  long long total = 0;
-  for (;;) {
-    ssize_t n = read(xfd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int err = errno;
-      close(xfd);
-      return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: %s", link, strerror(err));
-    }
-    if (n == 0)
-      break;
-    total += n;
-    if (total > IDM_UNIX_EXE_MAX_BYTES) {
-      close(xfd);
-      return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: executable exceeds %lld bytes", path,
-                      IDM_UNIX_EXE_MAX_BYTES);
-    }
-    SHA256_Update(&sha, buf, (size_t)n);
-  }
-  close(xfd);
   uint8_t digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &sha);
+  idm_err_t e = idm_attest_exe_digest(xfd, path, digest, why);
+  close(xfd);
+  if (e != IDM_OK)
+    return e;
 
   /* The pid must still be a process of the peer's uid/gid. */
   char proc[64];

@@ -28,6 +28,7 @@
 #include <openssl/curve25519.h>
 #include <openssl/mem.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,10 @@
 
 typedef struct range { uint64_t off, end; } range_t;
 
+#define LINE_START "{\"v\":2,\"seq\":"
+#define LINE_START_LEN 13
+#define PAGE 4096u
+
 struct idm_audit_log {
   int fd;
   idm_audit_opts_t opts;
@@ -65,6 +70,14 @@ struct idm_audit_log {
   _Atomic bool failed;
   char reason[IDM_WHY_LEN];           /* set once, before failed becomes true */
   uint64_t recovered;                 /* torn bytes cut at open */
+  /* Preallocation (opts.preallocate > 0): see "Preallocation" below. */
+  uint64_t zeroed;                    /* [0, zeroed) on file as lines or zeros (mu) */
+  _Atomic uint64_t zero_lo;           /* start of the range being zeroed; UINT64_MAX: none */
+  bool zkick, zstop, zthread;         /* (mu) */
+  pthread_cond_t zcv;                 /* the zeroer waits here for the log to grow */
+  pthread_cond_t zdone;               /* idm_audit_write_sync waits here for a claim's end */
+  pthread_t zthr;
+  uint8_t *zbuf;                      /* zero_chunk zero bytes */
 };
 
 static void hash_b64(char out[HASH_B64], const idm_hash_t *h) {
@@ -102,6 +115,182 @@ static bool line_chained(const char *l, size_t n, const idm_hash_t *prev) {
   char want[HASH_B64];
   hash_b64(want, prev);
   return memcmp(t + PREV_KEY_LEN, want, HASH_B64) == 0;
+}
+
+/* First offset at or after i (< size) whose byte is not zero, or size. */
+static size_t zero_run_end(const char *m, size_t i, size_t size) {
+  while (i < size && (i & 7))
+    if (m[i])
+      return i;
+    else
+      i++;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t w;
+    memcpy(&w, m + i, 8);
+    if (w)
+      break;
+  }
+  while (i < size && !m[i])
+    i++;
+  return i;
+}
+
+/* Judges the tail m[pos, size) after the last complete good line (pos starts line
+ * `lineno`): is it what a crash leaves? A crash leaves the unreleased lines of the last
+ * moments, each written whole, in part (a prefix) or not at all, in any order, and zeros
+ * (a preallocated region, or holes where a line was not written); a power loss may also
+ * keep or lose whole pages. So every run of non-zero bytes after a zero byte must start
+ * where a line starts (LINE_START, or a prefix of it) or where a page starts, and at most
+ * IDM_AUDIT_TORN_LINES_MAX lines may end after the first zero byte. Otherwise *bad_off
+ * and *bad_line say where, and what is wrong goes into *what. */
+static bool tail_is_crash(const char *m, size_t pos, size_t size, uint64_t lineno,
+                          uint64_t *bad_off, uint64_t *bad_line, const char **what) {
+  bool zero_seen = false;
+  uint64_t line = lineno, ends = 0;
+  size_t i = pos;
+  while (i < size) {
+    if (!m[i]) {
+      zero_seen = true;
+      i = zero_run_end(m, i, size);
+      continue;
+    }
+    size_t j = i;
+    while (j < size && m[j])
+      j++;
+    if (zero_seen && i % PAGE) {
+      size_t k = j - i < LINE_START_LEN ? j - i : LINE_START_LEN;
+      if (memcmp(m + i, LINE_START, k)) {
+        *bad_off = i;
+        *bad_line = line;
+        *what = "non-zero bytes after a zero-filled region do not start a line";
+        return false;
+      }
+    }
+    for (size_t q = i; q < j; q++) {
+      if (m[q] != '\n')
+        continue;
+      if (zero_seen && ++ends > IDM_AUDIT_TORN_LINES_MAX) {
+        *bad_off = q;
+        *bad_line = line;
+        *what = "more complete lines follow a zero-filled region than a crash leaves";
+        return false;
+      }
+      line++;
+    }
+    i = j;
+  }
+  return true;
+}
+
+/* ---- preallocation ------------------------------------------------------------------
+ *
+ * A thread per log keeps [end, end + preallocate) of the file written with zeros and
+ * synced, one zero_chunk at a time:
+ *
+ *   file: | lines (reserved: [0, end)) | zeros, synced ........ | zeros being written |
+ *                                      ^ end                    ^ zero_lo  (claim) ^ zeroed
+ *
+ * INVARIANT (zeros never overwrite a line): under mu the zeroer claims [z, z + chunk)
+ * with z = max(zeroed, end), i.e. at or beyond every offset reserved so far, publishes
+ * zero_lo = z, and writes the zeros outside mu. A line reserved before the claim ends at
+ * or before z. A line reserved during the claim (the log's end ran into the range being
+ * zeroed: the zeroer fell behind) ends beyond zero_lo, so idm_audit_may_write is false
+ * for it and its writer holds the write back until the zeroer has written the range and
+ * reset zero_lo (release; the writer's acquire read orders its write after the zeros).
+ * Later claims start at or beyond that line's end, so once true, may_write stays true.
+ * The request path pays no allocation and no blocking call for this: an atomic read per
+ * line, and under mu a condition signal (a futex wake) once per chunk the log grows.
+ *
+ * Each chunk is synced by the zeroer itself (fdatasync: the new size and blocks reach the
+ * journal here, off the request path), so a request-path fdatasync finds at most one
+ * chunk of zeros dirty. Any failure (ENOSPC) fails the log closed. */
+
+static int write_all(int fd, const uint8_t *b, size_t n, uint64_t off) {
+  while (n) {
+    ssize_t w = pwrite(fd, b, n, (off_t)off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return w < 0 ? errno : ENOSPC;
+    b += w;
+    n -= (size_t)w;
+    off += (uint64_t)w;
+  }
+  return 0;
+}
+
+static void fail_locked(idm_audit_log_t *log, const char *reason);
+
+static void *zeroer_main(void *arg) {
+  idm_audit_log_t *log = arg;
+  size_t chunk = log->opts.zero_chunk;
+  pthread_mutex_lock(&log->mu);
+  while (!log->zstop && !atomic_load(&log->failed)) {
+    if (log->zeroed >= log->end + log->opts.preallocate) {
+      log->zkick = false;
+      pthread_cond_wait(&log->zcv, &log->mu);
+      continue;
+    }
+    uint64_t z = log->zeroed > log->end ? log->zeroed : log->end;
+    atomic_store_explicit(&log->zero_lo, z, memory_order_relaxed); /* under mu */
+    pthread_mutex_unlock(&log->mu);
+    int e = write_all(log->fd, log->zbuf, chunk, z);
+    pthread_mutex_lock(&log->mu);
+    atomic_store_explicit(&log->zero_lo, UINT64_MAX, memory_order_release);
+    pthread_cond_broadcast(&log->zdone);
+    if (!e) {
+      log->zeroed = z + chunk;
+      pthread_mutex_unlock(&log->mu);
+      e = fdatasync(log->fd) ? errno : 0;
+      pthread_mutex_lock(&log->mu);
+    }
+    if (e) {
+      char r[IDM_WHY_LEN];
+      snprintf(r, sizeof r, "audit log preallocation (zeros at offset %" PRIu64 ") failed: %s",
+               z, strerror(e));
+      fail_locked(log, r);
+    }
+  }
+  pthread_mutex_unlock(&log->mu);
+  return NULL;
+}
+
+static int zeroer_start(idm_audit_log_t *log, const char *path, idm_why_t *why) {
+  if (!log->opts.zero_chunk)
+    log->opts.zero_chunk = IDM_AUDIT_ZERO_CHUNK;
+  log->zbuf = calloc(1, log->opts.zero_chunk);
+  if (!log->zbuf) {
+    idm_fail(why, IDM_ERR_NOMEM, "out of memory opening the audit log");
+    return -1;
+  }
+  /* The thread takes no signals: SIGTERM and SIGHUP stay the process's, and a file-size
+   * limit (RLIMIT_FSIZE) fails its write with EFBIG (fail closed) instead of SIGXFSZ
+   * killing the process. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int e = pthread_create(&log->zthr, NULL, zeroer_main, log);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e) {
+    idm_fail(why, IDM_ERR_IO, "%s: cannot start the audit preallocation thread: %s", path,
+             strerror(e));
+    free(log->zbuf);
+    log->zbuf = NULL;
+    return -1;
+  }
+  log->zthread = true;
+  return 0;
+}
+
+bool idm_audit_may_write(const idm_audit_log_t *log, uint64_t end) {
+  return end <= atomic_load_explicit(&log->zero_lo, memory_order_acquire);
+}
+
+uint64_t idm_audit_zeroed_upto(idm_audit_log_t *log) {
+  pthread_mutex_lock(&log->mu);
+  uint64_t z = log->zeroed;
+  pthread_mutex_unlock(&log->mu);
+  return z;
 }
 
 idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
@@ -171,6 +360,19 @@ idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
       pos += n + 1;
       good = pos;
     }
+    if (pos < size) {
+      uint64_t bad_off, bad_line;
+      const char *what;
+      if (!tail_is_crash(m, pos, size, lineno, &bad_off, &bad_line, &what)) {
+        idm_fail(why, IDM_ERR_AUDIT_CHAIN,
+                 "%s: offset %" PRIu64 " (line %" PRIu64 "): %s; the tail after the last "
+                 "complete line (offset %zu) is not what a crash leaves: refusing to extend "
+                 "the log (check it with idmint audit verify)",
+                 path, bad_off, bad_line, what, pos);
+        munmap(m, size);
+        goto fail;
+      }
+    }
     munmap(m, size);
     if (good < (uint64_t)st.st_size) {
       if (ftruncate(fd, (off_t)good)) {
@@ -185,7 +387,16 @@ idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
   atomic_store(&log->synced, good);
   atomic_store(&log->next_seq, seq_next);
   log->last_sync_ns = idm_clock_mono_ns();
+  log->zeroed = good;
+  atomic_store(&log->zero_lo, UINT64_MAX);
+  pthread_cond_init(&log->zcv, NULL);
+  pthread_cond_init(&log->zdone, NULL);
+  if (log->opts.preallocate && zeroer_start(log, path, why))
+    goto fail_cv;
   return log;
+fail_cv:
+  pthread_cond_destroy(&log->zcv);
+  pthread_cond_destroy(&log->zdone);
 fail:
   pthread_mutex_destroy(&log->mu);
   close(fd);
@@ -196,8 +407,22 @@ fail:
 void idm_audit_close(idm_audit_log_t *log) {
   if (!log)
     return;
+  if (log->zthread) {
+    pthread_mutex_lock(&log->mu);
+    log->zstop = true;
+    pthread_cond_signal(&log->zcv);
+    pthread_mutex_unlock(&log->mu);
+    pthread_join(log->zthr, NULL);
+    /* Every byte before the written watermark is a complete line; what follows is zeros
+     * or lines that never completed (a failed log), none of them released. */
+    if (ftruncate(log->fd, (off_t)atomic_load(&log->written)) == 0)
+      (void)fdatasync(log->fd);
+  }
   close(log->fd);
+  pthread_cond_destroy(&log->zcv);
+  pthread_cond_destroy(&log->zdone);
   pthread_mutex_destroy(&log->mu);
+  free(log->zbuf);
   free(log);
 }
 
@@ -219,6 +444,10 @@ void idm_audit_chain(idm_audit_log_t *log, const SHA256_CTX *partial, char prev_
   SHA256_Final(log->last.b, &c);
   *offset = log->end;
   log->end += line_len;
+  if (log->zthread && !log->zkick && log->end + log->opts.preallocate > log->zeroed) {
+    log->zkick = true; /* one wake per chunk the log grows */
+    pthread_cond_signal(&log->zcv);
+  }
   pthread_mutex_unlock(&log->mu);
 }
 
@@ -325,6 +554,12 @@ idm_err_t idm_audit_write_sync(idm_audit_log_t *log, const char *rec, size_t len
                                uint64_t offset, idm_why_t *why) {
   if (idm_audit_failed(log, why))
     return IDM_ERR_AUDIT_FAILED;
+  if (!idm_audit_may_write(log, offset + len)) { /* the zeroer is writing where it goes */
+    pthread_mutex_lock(&log->mu);
+    while (!idm_audit_may_write(log, offset + len))
+      pthread_cond_wait(&log->zdone, &log->mu);
+    pthread_mutex_unlock(&log->mu);
+  }
   size_t done = 0;
   while (done < len) {
     ssize_t w = pwrite(log->fd, rec + done, len - done, (off_t)(offset + done));
@@ -643,13 +878,17 @@ out:
  * IDM_AUDIT_LINE_MAX_BYTES + 1 bytes: a hostile log cannot make the verifier hold more.
  * Returns the length, -1 at end of file, -2 for an overlong line; *nl says whether the
  * line ended with '\n'. */
-static ssize_t line_read(FILE *f, char **buf, size_t *cap, bool *nl) {
+static ssize_t line_read(FILE *f, char **buf, size_t *cap, bool *nl, bool *nul) {
   size_t n = 0;
   int c;
-  *nl = false;
+  *nl = *nul = false;
   while ((c = getc_unlocked(f)) != EOF) {
     if (c == '\n') {
       *nl = true;
+      break;
+    }
+    if (c == 0) { /* a zero-filled region starts (left unread but for this byte) */
+      *nul = true;
       break;
     }
     if (n + 1 >= *cap) {
@@ -664,9 +903,24 @@ static ssize_t line_read(FILE *f, char **buf, size_t *cap, bool *nl) {
     }
     (*buf)[n++] = (char)c;
   }
-  if (n == 0 && !*nl)
+  if (n == 0 && !*nl && !*nul)
     return -1;
   return (ssize_t)n;
+}
+
+/* After a zero byte at offset `at`: the rest of the file must be zeros. Returns -1 when it
+ * is, else the offset of the first non-zero byte. */
+static int64_t zeros_to_eof(FILE *f, uint64_t at) {
+  char b[65536];
+  uint64_t off = at + 1;
+  size_t n;
+  while ((n = fread(b, 1, sizeof b, f)) > 0) {
+    for (size_t i = 0; i < n; i++)
+      if (b[i])
+        return (int64_t)(off + i);
+    off += n;
+  }
+  return -1;
 }
 
 idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path, uint64_t *bad_line,
@@ -680,9 +934,26 @@ idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path, uint6
   ssize_t n;
   bool nl;
   idm_err_t err = IDM_OK;
-  uint64_t no = 0;
-  while ((n = line_read(f, &line, &cap, &nl)) != -1) {
+  uint64_t no = 0, off = 0;
+  bool nul;
+  while ((n = line_read(f, &line, &cap, &nl, &nul)) != -1) {
     no++;
+    if (nul && n >= 0) {
+      uint64_t z = off + (uint64_t)n; /* the zero byte's offset */
+      int64_t nz = zeros_to_eof(f, z);
+      if (n > 0) {
+        *bad_line = no;
+        err = idm_fail(why, IDM_ERR_AUDIT_TORN, "line is incomplete (%zd bytes, then zero "
+                       "bytes from offset %" PRIu64 "%s): torn write, truncated or edited log",
+                       n, z, nz < 0 ? " to the end" : "");
+      } else if (nz >= 0) {
+        *bad_line = no;
+        err = idm_fail(why, IDM_ERR_AUDIT_LINE, "non-zero byte at offset %" PRId64 " after the "
+                       "zero-filled region that starts at offset %" PRIu64 " (a preallocated or "
+                       "crashed log has only zeros after its last line)", nz, z);
+      }
+      break; /* else: a zero tail after the last line, accepted */
+    }
     if (n == -2) {
       *bad_line = no;
       err = idm_fail(why, IDM_ERR_AUDIT_LINE, "line exceeds the %d-byte limit",
@@ -699,6 +970,7 @@ idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path, uint6
       *bad_line = no;
       break;
     }
+    off += (uint64_t)n + 1;
   }
   if (!err && ferror(f))
     err = idm_fail(why, IDM_ERR_IO, "%s: read error", path);

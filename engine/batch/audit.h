@@ -62,6 +62,13 @@ typedef enum idm_audit_fsync {
 typedef struct idm_audit_opts {
   idm_audit_fsync_t fsync;
   int64_t fsync_interval_ms;  /* IDM_AUDIT_FSYNC_INTERVAL only; > 0 */
+  /* PREALLOCATION (server.audit_preallocate; 0 = off). A background thread keeps this
+   * many bytes past the log's logical end written with zeros and synced, so that a line
+   * overwrites blocks that already exist and its fdatasync flushes data only (no i_size
+   * change, no journal commit). The file's size then runs ahead of its content: its
+   * logical end is after its last complete line, and only zero bytes follow it. */
+  uint64_t preallocate;
+  uint32_t zero_chunk;        /* bytes zeroed (and synced) per step; 0 = IDM_AUDIT_ZERO_CHUNK */
 } idm_audit_opts_t;
 
 typedef struct idm_audit_log idm_audit_log_t; /* opaque; thread-safe */
@@ -69,12 +76,20 @@ typedef struct idm_audit_log idm_audit_log_t; /* opaque; thread-safe */
 /* Opens (creating 0600 if missing) the log at path for appending. An existing log is
  * scanned: every complete line must be well formed and chained to the one before (else
  * the open fails naming the line, so a tampered log is never extended); a torn tail
- * (an unterminated last line or a zero-filled region left by a crash) is cut off, which
- * is safe because no response was released for it. The chain and the sequence continue
- * from the last good line. Start-up path: allocates and reads the whole file. */
+ * (what a crash leaves after the last complete line: an unterminated line, the zeros of
+ * a preallocated region, lines of other threads written around an unwritten one) is cut
+ * off, which is safe because no response was released for it. A tail is accepted as a
+ * crash's only when every run of non-zero bytes in it starts where a line or a page
+ * starts and at most IDM_AUDIT_TORN_LINES_MAX line ends follow its first zero byte; else
+ * the open fails naming the offset and line (a log zeroed or damaged mid-file). The chain
+ * and the sequence continue from the last good line. With opts->preallocate the zeroing
+ * thread starts here. Start-up path: allocates and reads the whole file. */
 idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
                                 idm_why_t *why);
-void idm_audit_close(idm_audit_log_t *log); /* NULL is a no-op; does not fsync */
+/* NULL is a no-op; does not fsync. With preallocation: stops the zeroing thread and
+ * truncates the file to the written watermark (its last complete line), so a clean stop
+ * leaves a file that ends with its last line. */
+void idm_audit_close(idm_audit_log_t *log);
 
 /* The file descriptor for the server's positional writes (owned by the log). */
 int idm_audit_fd(const idm_audit_log_t *log);
@@ -92,6 +107,17 @@ uint64_t idm_audit_seq_reserve(idm_audit_log_t *log);
  * hash, and reserves [*offset, *offset + line_len) of the file for it. */
 void idm_audit_chain(idm_audit_log_t *log, const SHA256_CTX *partial, char prev_b64[43],
                      size_t line_len, uint64_t *offset);
+
+/* Preallocation: may the line reserved as [offset, end) be written now? False while the
+ * zeroing thread is writing zeros over a range the line reaches (it reserved its offset
+ * after the zeroer claimed the range, when the zeroer had fallen behind the log's end);
+ * true for good once the zeroer is done with it. Always true without preallocation. An
+ * atomic read: the server keeps such a write back and retries it on a later loop turn.
+ * INVARIANT: the zeroer claims a range only at or beyond every offset reserved so far
+ * (under the log's lock) and never writes below it, so zeros never land on a line. */
+bool idm_audit_may_write(const idm_audit_log_t *log, uint64_t end);
+/* Preallocation: bytes on file as lines or zeros ([0, this)); for tests and metrics. */
+uint64_t idm_audit_zeroed_upto(idm_audit_log_t *log);
 
 /* Write bookkeeping. idm_audit_written: the bytes [offset, offset + n) are on file; a
  * negative n is -errno of a failed write (fails the log closed). A short write is
@@ -115,7 +141,8 @@ void idm_audit_fail(idm_audit_log_t *log, const char *reason);
 /* True when the log has failed; the reason goes into *why (for /readyz). Atomic read. */
 bool idm_audit_failed(const idm_audit_log_t *log, idm_why_t *why);
 
-/* Synchronous write of one record at its offset (pwrite loop, then fdatasync for policy
+/* Synchronous write of one record at its offset (waits, off the request path, while
+ * idm_audit_may_write is false; pwrite loop, then fdatasync for policy
  * batch, then the bookkeeping above). IDM_ERR_AUDIT_FAILED with the reason on failure. */
 idm_err_t idm_audit_write_sync(idm_audit_log_t *log, const char *rec, size_t len,
                                uint64_t offset, idm_why_t *why);
@@ -154,7 +181,10 @@ idm_err_t idm_audit_verify_line(idm_audit_verifier_t *v, const char *line, size_
 
 /* Walks a whole file. *bad_line is the 1-based number of the first wrong line (0 when
  * all are good); the error says what is wrong with it (IDM_ERR_AUDIT_TORN for an
- * unterminated last line). */
+ * unterminated last line, or one cut short by zero bytes). A region of zero bytes after
+ * the last newline, to the end of the file, is accepted (a preallocated log's tail, or
+ * what a crash leaves); a non-zero byte after such zeros is an error on the line the
+ * zeros start, naming the offsets. */
 idm_err_t idm_audit_verify_file(idm_audit_verifier_t *v, const char *path,
                                 uint64_t *bad_line, idm_why_t *why);
 

@@ -201,6 +201,16 @@ _Static_assert((IDM_NET_RECV_BUFS & (IDM_NET_RECV_BUFS - 1)) == 0, "buffer ring 
  * (threads' writes finish out of order). Bounded by threads x IDM_BATCH_INFLIGHT_MAX in
  * practice; overflowing it fails the log closed rather than losing track. */
 #define IDM_AUDIT_RANGES_MAX 4096
+/* A crash tail of the audit log (what follows its last complete line) holds only lines
+ * that were reserved and not yet released: at most one per batch slot of every thread.
+ * Open refuses a tail with more line ends after a zero byte than this (a log zeroed or
+ * damaged mid-file, not a crash). */
+#define IDM_AUDIT_TORN_LINES_MAX (IDM_NET_THREADS_MAX * IDM_BATCH_INFLIGHT_MAX)
+/* server.audit_preallocate: the most MiB kept zeroed ahead of the log's end, and the bytes
+ * the background zeroer writes and syncs at a time (each sync flushes at most this much
+ * that a request-path fdatasync could otherwise find dirty). */
+#define IDM_AUDIT_PREALLOC_MAX_MIB 16384
+#define IDM_AUDIT_ZERO_CHUNK (256 * 1024)
 /* Verified batch signatures a verifier remembers, so that it checks each batch's
  * signature once. */
 #define IDM_VERIFY_CACHE_ENTRIES 1024

@@ -634,11 +634,7 @@ static void reply(idm_router_t *r, idm_http_resp_t *resp, const idm_exchange_res
     idm_route_error(r, resp, 500, "server_error", "response exceeds the buffer");
     return;
   }
-  resp->status = res->status;
-  resp->content_type = "application/json";
-  resp->body = r->scratch;
-  resp->body_len = len;
-  resp->no_store = true;
+  idm_route_json(resp, res->status, r->scratch, len, true);
   if (res->status == 503)
     resp->retry_after_s = 1;
 }
@@ -702,13 +698,25 @@ static bool shed(idm_exchange_ctx_t *x, idm_router_t *r, idm_http_resp_t *resp) 
   return true;
 }
 
+/* The start both credential endpoints share: shed when the batcher can't take a credential,
+ * else a fresh arena and a request that carries the connection's unix peer. */
+static bool begin(idm_exchange_ctx_t *x, idm_router_t *r, const idm_http_req_t *req,
+                  idm_http_resp_t *resp, idm_exchange_req_t *er) {
+  if (shed(x, r, resp))
+    return false;
+  idm_arena_reset(&x->arena);
+  memset(er, 0, sizeof *er);
+  er->unix_conn = req->unix_conn;
+  er->unix_peer = req->unix_peer;
+  er->unix_peer_why = req->unix_peer_why;
+  return true;
+}
+
 void idm_exchange_http_token(idm_exchange_ctx_t *x, idm_router_t *r, const idm_http_req_t *req,
                              idm_http_resp_t *resp) {
-  if (shed(x, r, resp))
-    return;
-  idm_arena_reset(&x->arena);
   idm_exchange_req_t er;
-  memset(&er, 0, sizeof er);
+  if (!begin(x, r, req, resp, &er))
+    return;
   idm_why_t why = {{0}};
   idm_err_t e = idm_exchange_parse(x, &er, req->content_type, req->body, req->body_len, &why);
   if (e) {
@@ -718,19 +726,14 @@ void idm_exchange_http_token(idm_exchange_ctx_t *x, idm_router_t *r, const idm_h
     return;
   }
   idm_exchange_context(x, req, &er.ctx);
-  er.unix_conn = req->unix_conn;
-  er.unix_peer = req->unix_peer;
-  er.unix_peer_why = req->unix_peer_why;
   run_http(x, r, false, &er, resp);
 }
 
 void idm_exchange_http_authz(idm_exchange_ctx_t *x, idm_router_t *r, const idm_http_req_t *req,
                              idm_http_resp_t *resp) {
-  if (shed(x, r, resp))
-    return;
-  idm_arena_reset(&x->arena);
   idm_exchange_req_t er;
-  memset(&er, 0, sizeof er);
+  if (!begin(x, r, req, resp, &er))
+    return;
   er.grant_type = (idm_view_t){GT_EXCHANGE, sizeof GT_EXCHANGE - 1};
   er.subject_token_type = (idm_view_t){TT_JWT, sizeof TT_JWT - 1};
   er.subject_token = req->subject_token;
@@ -739,9 +742,6 @@ void idm_exchange_http_authz(idm_exchange_ctx_t *x, idm_router_t *r, const idm_h
     er.subject_token = (idm_view_t){req->authorization.ptr + 7, req->authorization.len - 7};
   er.audience = req->target;
   er.scope = req->scope;
-  er.unix_conn = req->unix_conn;
-  er.unix_peer = req->unix_peer;
-  er.unix_peer_why = req->unix_peer_why;
   if (!er.subject_token.ptr && req->unix_conn)
     er.subject_token_type = (idm_view_t){NULL, 0}; /* the connection's peer is the identity */
   else if (!er.subject_token.ptr) {
@@ -845,9 +845,5 @@ void idm_exchange_http_introspect(idm_exchange_ctx_t *x, idm_router_t *r,
     idm_route_error(r, resp, 500, "server_error", "response exceeds the buffer");
     return;
   }
-  resp->status = 200;
-  resp->content_type = "application/json";
-  resp->body = r->scratch;
-  resp->body_len = olen;
-  resp->no_store = true;
+  idm_route_json(resp, 200, r->scratch, olen, true);
 }

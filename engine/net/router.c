@@ -59,6 +59,15 @@ idm_outcome_t idm_route_outcome(const idm_http_resp_t *resp) {
   return IDM_OC_INVALID_REQUEST;
 }
 
+void idm_route_json(idm_http_resp_t *resp, int status, const char *body, size_t len,
+                    bool no_store) {
+  resp->status = status;
+  resp->content_type = "application/json";
+  resp->body = body;
+  resp->body_len = len;
+  resp->no_store = no_store;
+}
+
 void idm_route_error(idm_router_t *r, idm_http_resp_t *resp, int status, const char *error,
                      const char *description) {
   idm_jsonw_t w;
@@ -74,15 +83,10 @@ void idm_route_error(idm_router_t *r, idm_http_resp_t *resp, int status, const c
   size_t len = 0;
   if (idm_jsonw_finish(&w, &len) != IDM_OK) {
     static const char fallback[] = "{\"error\":\"server_error\"}";
-    resp->body = fallback;
-    resp->body_len = sizeof fallback - 1;
+    idm_route_json(resp, status, fallback, sizeof fallback - 1, true);
   } else {
-    resp->body = r->scratch;
-    resp->body_len = len;
+    idm_route_json(resp, status, r->scratch, len, true);
   }
-  resp->status = status;
-  resp->content_type = "application/json";
-  resp->no_store = true;
 }
 
 static void text(idm_http_resp_t *resp, int status, const char *body) {
@@ -174,12 +178,8 @@ static void dispatch(idm_router_t *r, idm_endpoint_t ep, const idm_http_req_t *r
   }
   switch (ep) {
   case IDM_EP_DISCOVERY:
-    if (method_ok(r, req, resp, true, false)) {
-      resp->status = 200;
-      resp->content_type = "application/json";
-      resp->body = r->snap->discovery;
-      resp->body_len = r->snap->discovery_len;
-    }
+    if (method_ok(r, req, resp, true, false))
+      idm_route_json(resp, 200, r->snap->discovery, r->snap->discovery_len, false);
     return;
   case IDM_EP_JWKS:
     if (method_ok(r, req, resp, true, false)) {

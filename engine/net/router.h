@@ -53,6 +53,11 @@ void idm_route_count(idm_router_t *r, idm_endpoint_t ep, const idm_http_resp_t *
 /* Which endpoint a path is (for metrics); IDM_EP_OTHER if none. */
 idm_endpoint_t idm_route_endpoint(const idm_http_req_t *req);
 
+/* Sets resp to a JSON answer: status, type application/json, the body (kept by the caller
+ * until the response is sent), Cache-Control: no-store when no_store. */
+void idm_route_json(idm_http_resp_t *resp, int status, const char *body, size_t len,
+                    bool no_store);
+
 /* Fills resp with a JSON {"error":…, "error_description":…} body in r->scratch. */
 void idm_route_error(idm_router_t *r, idm_http_resp_t *resp, int status, const char *error,
                      const char *description);

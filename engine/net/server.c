@@ -72,6 +72,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "attest/attest.h"
 #include "batch/audit.h"
@@ -813,8 +814,13 @@ static void write_kick(worker_t *w) {
   bool batch = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH;
   if (batch && w->wr[WR_SLOTS - 1].busy)
     return; /* our fdatasync runs: its completion's turn writes the group */
+  /* With audit_preallocate, a line may be written only once the zeroer is past it
+   * (idm_audit_may_write); the rest waits for a later turn's kick. */
+  if (!idm_audit_may_write(g.audit, w->wr[w->wq[0]].end))
+    return;
   unsigned n = 1;
-  while (n < w->nwq && w->wr[w->wq[n]].off == w->wr[w->wq[n - 1]].end)
+  while (n < w->nwq && w->wr[w->wq[n]].off == w->wr[w->wq[n - 1]].end &&
+         idm_audit_may_write(g.audit, w->wr[w->wq[n]].end))
     n++;
   w->grp.busy = true;
   w->grp.n = n;
@@ -1696,6 +1702,52 @@ static void log_error(const char *event, const char *msg) {
   idm_log("error", event, "msg", msg, NULL);
 }
 
+/* The server settings a process applies only at start (listeners, threads, the audit log,
+ * batch and connection sizes, the node id that keeps jti unique). A reload that changes one
+ * still applies everything else, and says which it kept in a "reload_partial" warning, so an
+ * operator is not left believing the new value is live. Each is kept as a digest of its
+ * value at start. */
+enum { FIXED_LISTEN, FIXED_THREADS, FIXED_MAXCONN, FIXED_AUDIT, FIXED_FSYNC, FIXED_BATCH,
+       FIXED_UNIX, FIXED_NODE, FIXED_PREALLOC, FIXED_N };
+static const char *const fixed_name[FIXED_N] = {"listen", "threads", "max_connections", "audit",
+                                                "fsync", "batch_max", "unix_socket", "node_id",
+                                                "audit_preallocate"};
+static uint64_t g_fixed[FIXED_N];
+
+static uint64_t fixed_str(const char *v, uint64_t seed) {
+  return v ? XXH3_64bits_withSeed(v, strlen(v) + 1, seed) : seed; /* NUL: "" is not absent */
+}
+
+static void fixed_digest(const pol_server_t *srv, uint64_t out[FIXED_N]) {
+  uint64_t h = 1;
+  for (uint32_t i = 0; i < srv->listen_count; i++)
+    h = fixed_str(srv->listen[i], h);
+  out[FIXED_LISTEN] = h;
+  out[FIXED_THREADS] = srv->threads;
+  out[FIXED_MAXCONN] = srv->max_connections;
+  out[FIXED_AUDIT] = fixed_str(srv->audit_path, 0);
+  out[FIXED_FSYNC] = fixed_str(srv->fsync, 0);
+  out[FIXED_BATCH] = srv->batch_max;
+  out[FIXED_UNIX] = fixed_str(srv->unix_socket, 0);
+  out[FIXED_NODE] = fixed_str(srv->node_id, 0);
+  out[FIXED_PREALLOC] = srv->audit_preallocate;
+}
+
+/* Names the start-only settings s changes, comma-separated, into out ("" if none). */
+static void fixed_changed(const pol_server_t *srv, char *out, size_t cap) {
+  uint64_t now[FIXED_N];
+  fixed_digest(srv, now);
+  size_t n = 0;
+  out[0] = '\0';
+  for (int i = 0; i < FIXED_N; i++)
+    if (now[i] != g_fixed[i]) {
+      int k = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", fixed_name[i]);
+      if (k < 0 || (size_t)k >= cap - n)
+        break;
+      n += (size_t)k;
+    }
+}
+
 /* Reload: build, swap, wait for every worker to move, free the old snapshot. */
 static void reload(const char *path) {
   idm_why_t why = {{0}};
@@ -1721,6 +1773,8 @@ static void reload(const char *path) {
     idm_snapshot_free(s);
     return;
   }
+  char kept[160];
+  fixed_changed(s->server, kept, sizeof kept);
   s->gen = cur->gen + 1;
   atomic_store_explicit(&g.snap, s, memory_order_release);
   for (int spins = 0; spins < 2000; spins++) {
@@ -1745,6 +1799,10 @@ static void reload(const char *path) {
   snprintf(gen, sizeof gen, "%llu", (unsigned long long)s->gen);
   idm_log("info", "reloaded", "config", path, "generation", gen, "policy",
           pol_config_policy_id(s->cfg), NULL);
+  if (kept[0])
+    idm_log("warn", "reload_partial", "config", path, "kept", kept, "msg",
+            "these server settings apply at start only; the running values stay until a restart",
+            NULL);
 }
 
 /* server.fsync: "none", "batch", or an interval ("100ms", "1s"). */
@@ -1815,6 +1873,7 @@ int idm_server_run(const idm_server_opts_t *o) {
     }
   }
   snprintf(g.issuer, sizeof g.issuer, "%s", srv->issuer);
+  fixed_digest(srv, g_fixed);
   idm_audit_opts_t aopt;
   if (audit_opts(srv->fsync, &aopt) != 0) {
     idm_log("error", "config_refused", "config", o->config_path, "msg",
@@ -1822,6 +1881,8 @@ int idm_server_run(const idm_server_opts_t *o) {
     idm_snapshot_free(snap);
     return 1;
   }
+  _Static_assert(IDM_AUDIT_PREALLOC_MAX_MIB == 16384, "policy/parse.c audit_preallocate bound");
+  aopt.preallocate = (uint64_t)srv->audit_preallocate << 20;
   g.audit = idm_audit_open(srv->audit_path, &aopt, &why);
   if (!g.audit) {
     idm_log("error", "audit_open_failed", "path", srv->audit_path, "msg", why.text, NULL);

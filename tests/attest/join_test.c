@@ -1,12 +1,14 @@
 /* join-token: one-time bootstrap tokens, and unix peers. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <openssl/sha.h>
 
+#include "attest/internal.h"
 #include "core/file.h"
 #include "core/limits.h"
 #include "env.h"
@@ -194,5 +196,81 @@ Test(join, unix_peer_identified_by_kernel) {
   close(sv[1]);
   /* Not a socket. */
   cr_assert_eq(idm_attest_unix_peer(a, 0 + 999, &g_arena, &id, &why), IDM_ERR_UNIX_PEER);
+  idm_attest_free(a);
+}
+
+/* The executable's digest is cached by device, inode, size, mtime and ctime: a second
+ * look at an unchanged file is a hit with the same digest; rewriting it (same size, even
+ * with its mtime put back) is a miss that hashes the new contents. */
+static void sha_hex_file(int fd, uint8_t out[32]) {
+  struct stat st;
+  cr_assert_eq(fstat(fd, &st), 0);
+  uint8_t *b = malloc((size_t)st.st_size + 1);
+  cr_assert_eq(pread(fd, b, (size_t)st.st_size, 0), st.st_size);
+  SHA256(b, (size_t)st.st_size, out);
+  free(b);
+}
+
+Test(join, exe_digest_cached_until_the_file_changes) {
+  char path[] = "/tmp/idm-exe-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  char a[8192], b[8192];
+  memset(a, 'a', sizeof a);
+  memset(b, 'b', sizeof b);
+  cr_assert_eq(write(fd, a, sizeof a), (ssize_t)sizeof a);
+  uint64_t h0, m0, h1, m1;
+  idm_attest_exe_cache_stats(&h0, &m0);
+  uint8_t d1[32], d2[32], want[32];
+  idm_why_t why = {{0}};
+  cr_assert_eq(idm_attest_exe_digest(fd, path, d1, &why), IDM_OK, "%s", why.text);
+  sha_hex_file(fd, want);
+  cr_assert(!memcmp(d1, want, 32));
+  cr_assert_eq(idm_attest_exe_digest(fd, path, d2, &why), IDM_OK, "%s", why.text);
+  cr_assert(!memcmp(d2, want, 32));
+  idm_attest_exe_cache_stats(&h1, &m1);
+  cr_assert_eq(m1 - m0, 1);
+  cr_assert_eq(h1 - h0, 1);
+
+  struct stat st;
+  cr_assert_eq(fstat(fd, &st), 0);
+  usleep(20 * 1000); /* a later ctime even on a coarse clock */
+  cr_assert_eq(pwrite(fd, b, sizeof b, 0), (ssize_t)sizeof b);
+  struct timespec ts[2] = {st.st_atim, st.st_mtim};
+  cr_assert_eq(futimens(fd, ts), 0); /* mtime back; ctime moved on */
+  cr_assert_eq(idm_attest_exe_digest(fd, path, d2, &why), IDM_OK, "%s", why.text);
+  sha_hex_file(fd, want);
+  cr_assert(!memcmp(d2, want, 32));
+  cr_assert(memcmp(d1, d2, 32));
+  idm_attest_exe_cache_stats(&h0, &m0);
+  cr_assert_eq(m0 - m1, 1);
+
+  /* Not a regular file. */
+  int dfd = open("/tmp", O_RDONLY | O_DIRECTORY);
+  cr_assert_eq(idm_attest_exe_digest(dfd, "/tmp", d2, &why), IDM_ERR_UNIX_PEER);
+  cr_assert(strstr(why.text, "not a regular file"), "%s", why.text);
+  close(dfd);
+  close(fd);
+  unlink(path);
+}
+
+/* A unix peer attested twice hashes its executable once. */
+Test(join, unix_peer_digest_hashed_once) {
+  idm_attest_t *a = mk();
+  int sv[2];
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  idm_identity_t id1, id2;
+  idm_why_t why = {{0}};
+  cr_assert_eq(idm_attest_unix_peer(a, sv[0], &g_arena, &id1, &why), IDM_OK, "%s", why.text);
+  uint64_t h0, m0, h1, m1;
+  idm_attest_exe_cache_stats(&h0, &m0);
+  cr_assert_eq(idm_attest_unix_peer(a, sv[0], &g_arena, &id2, &why), IDM_OK, "%s", why.text);
+  idm_attest_exe_cache_stats(&h1, &m1);
+  cr_assert_eq(h1 - h0, 1);
+  cr_assert_eq(m1, m0);
+  cr_assert(!memcmp(id1.client.attr[POL_A_EXE_SHA256].ptr, id2.client.attr[POL_A_EXE_SHA256].ptr,
+                    64));
+  close(sv[0]);
+  close(sv[1]);
   idm_attest_free(a);
 }

@@ -7,9 +7,13 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -705,4 +709,249 @@ Test(batch, audit_v1_lines_are_refused_by_name) {
   cr_assert_null(idm_audit_open(logpath, NULL, &why));
   cr_assert(strstr(why.text, "format v1") != NULL, "%s", why.text);
   free(p);
+}
+
+/* ---- preallocation (server.audit_preallocate) ------------------------------------ */
+
+/* Writes `batches` batches through a log opened with opts; returns the logical end. */
+static uint64_t write_log_opts(int batches, const idm_audit_opts_t *opts, bool wait_zeroed) {
+  idm_why_t why = {{0}};
+  idm_audit_log_t *log = idm_audit_open(logpath, opts, &why);
+  cr_assert_not_null(log, "%s", why.text);
+  idm_batch_opts_t o = {.key = ed, .items_max = 4, .log = log, .iss = ISS, .clk = &clk};
+  idm_batch_t *b;
+  cr_assert_eq(idm_batch_new(&b, &o, NULL), IDM_OK);
+  for (int k = 0; k < batches; k++) {
+    tok_t t[2];
+    for (int i = 0; i < 2; i++)
+      cr_assert_eq(add_tok(b, &t[i], k * 10 + i, IDM_PROFILE_BATCH, NULL), IDM_OK);
+    cr_assert_eq(idm_batch_seal_sync(b, NULL, NULL, NULL, &why), IDM_OK, "%s", why.text);
+  }
+  uint64_t end = idm_audit_written_upto(log);
+  if (wait_zeroed) { /* the zeroer catches up with end + preallocate */
+    for (int i = 0; i < 5000 && idm_audit_zeroed_upto(log) < end + opts->preallocate; i++)
+      usleep(1000);
+    cr_assert_geq(idm_audit_zeroed_upto(log), end + opts->preallocate);
+    struct stat st;
+    cr_assert_eq(fstat(idm_audit_fd(log), &st), 0);
+    cr_assert_geq((uint64_t)st.st_size, end + opts->preallocate);
+    /* the size runs ahead; beyond the logical end only zeros; verify accepts it */
+    size_t len;
+    char *p = slurp(&len);
+    for (size_t i = end; i < len; i++)
+      cr_assert_eq(p[i], 0, "byte %zu of the preallocated tail is not zero", i);
+    free(p);
+    char reason[256];
+    idm_err_t err;
+    cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
+  }
+  idm_batch_free(b);
+  idm_audit_close(log);
+  return end;
+}
+
+Test(batch, preallocated_log_runs_ahead_with_zeros_and_close_truncates) {
+  idm_audit_opts_t o = {.fsync = IDM_AUDIT_FSYNC_BATCH, .preallocate = 64 * 1024,
+                        .zero_chunk = 4096};
+  uint64_t end = write_log_opts(5, &o, true);
+  struct stat st;
+  cr_assert_eq(stat(logpath, &st), 0);
+  cr_assert_eq((uint64_t)st.st_size, end, "clean close leaves %lld bytes, logical end %llu",
+               (long long)st.st_size, (unsigned long long)end);
+  char reason[256];
+  idm_err_t err;
+  cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
+  /* reopened with preallocation: the chain continues, and again after a clean close */
+  uint64_t end2 = write_log_opts(3, &o, true);
+  cr_assert_gt(end2, end);
+  cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
+}
+
+/* What kill -9 leaves: the lines, then zeros (and maybe a torn line before them). */
+Test(batch, zero_tail_is_recovered_and_verified) {
+  write_log(3);
+  size_t len;
+  char *orig = slurp(&len);
+  char *p = calloc(1, len + 100000);
+  memcpy(p, orig, len);
+  char reason[256];
+  idm_err_t err;
+  /* lines + zeros: verify accepts, open cuts the zeros and continues the chain */
+  spit(p, len + 100000);
+  cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
+  idm_why_t why = {{0}};
+  idm_audit_log_t *log = idm_audit_open(logpath, NULL, &why);
+  cr_assert_not_null(log, "%s", why.text);
+  cr_assert_eq(idm_audit_recovered_bytes(log), 100000);
+  idm_audit_close(log);
+  /* a torn line followed by zeros: verify names line 4 as torn; open cuts both */
+  memcpy(p + len, orig, 700);
+  spit(p, len + 100000);
+  cr_assert_eq(verify_log(&err, reason), 4);
+  cr_assert_eq(err, IDM_ERR_AUDIT_TORN, "%s", reason);
+  cr_assert(strstr(reason, "zero bytes") != NULL, "%s", reason);
+  log = idm_audit_open(logpath, NULL, &why);
+  cr_assert_not_null(log, "%s", why.text);
+  idm_audit_close(log);
+  write_log(1);
+  cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
+  free(p);
+  free(orig);
+}
+
+Test(batch, non_zero_bytes_after_zeros_are_refused_at_their_offset) {
+  write_log(3);
+  size_t len;
+  char *orig = slurp(&len);
+  char *p = calloc(1, len + 8192 + 4096);
+  memcpy(p, orig, len);
+  char reason[256];
+  idm_err_t err;
+  idm_why_t why = {{0}};
+  /* garbage after zeros, not at a line or page start: both refuse, naming the offset */
+  size_t at = len + 5000;
+  memcpy(p + at, "garbage", 7);
+  spit(p, len + 8192);
+  cr_assert_eq(verify_log(&err, reason), 4);
+  cr_assert_eq(err, IDM_ERR_AUDIT_LINE);
+  char want[64];
+  snprintf(want, sizeof want, "offset %zu", at);
+  cr_assert(strstr(reason, want) != NULL, "%s", reason);
+  cr_assert_null(idm_audit_open(logpath, NULL, &why));
+  cr_assert(strstr(why.text, want) != NULL, "%s", why.text);
+  cr_assert(strstr(why.text, "(line 4)") != NULL, "%s", why.text);
+  /* a line's start after zeros (another thread's line around an unwritten one) is what a
+   * crash leaves: open cuts it; verify still refuses anything but zeros after the last
+   * line */
+  memset(p + len, 0, 8192);
+  memcpy(p + at, orig, line_off(orig, 2));
+  spit(p, len + 8192);
+  idm_audit_log_t *log = idm_audit_open(logpath, NULL, &why);
+  cr_assert_not_null(log, "%s", why.text);
+  idm_audit_close(log);
+  cr_assert_eq(verify_log(&err, reason), 0, "%s", reason); /* cut to the 3 lines */
+  spit(p, len + 8192);
+  cr_assert_eq(verify_log(&err, reason), 4);
+  /* a damaged middle: zeros over line 2 and lines 3.. after them. A crash leaves at most
+   * IDM_AUDIT_TORN_LINES_MAX lines after a hole; more is refused. */
+  size_t l2 = line_off(orig, 2), l3 = line_off(orig, 3);
+  size_t n = IDM_AUDIT_TORN_LINES_MAX + 1, ll = len - l3;
+  char *big = calloc(1, l3 + n * ll);
+  memcpy(big, orig, l3);
+  memset(big + l2, 0, l3 - l2);
+  for (size_t i = 0; i < n; i++)
+    memcpy(big + l3 + i * ll, orig + l3, ll);
+  spit(big, l3 + n * ll);
+  cr_assert_null(idm_audit_open(logpath, NULL, &why));
+  cr_assert(strstr(why.text, "more complete lines") != NULL, "%s", why.text);
+  cr_assert(strstr(why.text, "(line ") != NULL, "%s", why.text);
+  cr_assert_eq(verify_log(&err, reason), 2, "%s", reason); /* torn at line 2 */
+  free(big);
+  free(p);
+  free(orig);
+}
+
+/* The zeroer never overwrites a reserved line: many threads reserve and write lines
+ * while the zeroer, with a tiny lead, claims ranges right at the log's end.
+ * Every line must read back intact. (Without idm_audit_may_write's hold, zeros land on
+ * lines reserved during a claim.) */
+#define ZT_THREADS 8
+#define ZT_LINES 1500
+typedef struct zt {
+  idm_audit_log_t *log;
+  int id;
+  uint64_t off[ZT_LINES];
+  size_t len[ZT_LINES];
+} zt_t;
+
+static void *zt_main(void *arg) {
+  zt_t *z = arg;
+  char buf[600];
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  for (int i = 0; i < ZT_LINES; i++) {
+    /* like a server thread (IDM_BATCH_INFLIGHT_MAX): a few lines unreleased at a time */
+    while (i >= 4 && idm_audit_written_upto(z->log) < z->off[i - 4] + z->len[i - 4])
+      sched_yield();
+    size_t n = 40 + (size_t)((i * 7919 + z->id * 104729) % 500);
+    memset(buf, 'a' + z->id, n);
+    buf[n - 1] = '\n';
+    char prev[43];
+    idm_audit_chain(z->log, &c, prev, n, &z->off[i]);
+    z->len[i] = n;
+    idm_why_t why = {{0}};
+    if (idm_audit_write_sync(z->log, buf, n, z->off[i], &why) != IDM_OK) {
+      fprintf(stderr, "thread %d line %d: %s\n", z->id, i, why.text);
+      return (void *)1;
+    }
+  }
+  return NULL;
+}
+
+Test(batch, zeroing_never_overwrites_a_reserved_line) {
+  /* the lead is less than a line or two, and a claim's zeros take a while to write */
+  idm_audit_opts_t o = {.fsync = IDM_AUDIT_FSYNC_NONE, .preallocate = 1024,
+                        .zero_chunk = 64 * 1024};
+  idm_why_t why = {{0}};
+  idm_audit_log_t *log = idm_audit_open(logpath, &o, &why);
+  cr_assert_not_null(log, "%s", why.text);
+  static zt_t z[ZT_THREADS];
+  pthread_t th[ZT_THREADS];
+  for (int i = 0; i < ZT_THREADS; i++) {
+    z[i] = (zt_t){.log = log, .id = i};
+    cr_assert_eq(pthread_create(&th[i], NULL, zt_main, &z[i]), 0);
+  }
+  for (int i = 0; i < ZT_THREADS; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    cr_assert_null(r, "thread %d failed to write", i);
+  }
+  cr_assert_not(idm_audit_failed(log, &why), "%s", why.text);
+  uint64_t end = idm_audit_written_upto(log);
+  /* read back while the zeroer may still run, and again after close */
+  for (int pass = 0; pass < 2; pass++) {
+    size_t len;
+    char *p = slurp(&len);
+    cr_assert_geq(len, end);
+    uint64_t total = 0;
+    for (int t = 0; t < ZT_THREADS; t++)
+      for (int i = 0; i < ZT_LINES; i++) {
+        total += z[t].len[i];
+        for (size_t k = 0; k + 1 < z[t].len[i]; k++)
+          cr_assert_eq(p[z[t].off[i] + k], 'a' + t,
+                       "pass %d: line %d of thread %d at offset %llu overwritten at +%zu",
+                       pass, i, t, (unsigned long long)z[t].off[i], k);
+      }
+    cr_assert_eq(total, end);
+    free(p);
+    if (pass == 0)
+      idm_audit_close(log);
+  }
+}
+
+Test(batch, failed_preallocation_stops_issuance) {
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit rl = {.rlim_cur = 8192, .rlim_max = RLIM_INFINITY};
+  cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+  idm_audit_opts_t o = {.fsync = IDM_AUDIT_FSYNC_BATCH, .preallocate = 64 * 1024,
+                        .zero_chunk = 4096};
+  idm_why_t why = {{0}};
+  idm_audit_log_t *log = idm_audit_open(logpath, &o, &why);
+  cr_assert_not_null(log, "%s", why.text);
+  for (int i = 0; i < 5000 && !idm_audit_failed(log, NULL); i++)
+    usleep(1000);
+  cr_assert(idm_audit_failed(log, &why));
+  cr_assert(strstr(why.text, "preallocation") != NULL, "%s", why.text);
+  idm_batch_opts_t bo = {.key = ed, .items_max = 4, .log = log, .iss = ISS, .clk = &clk};
+  idm_batch_t *b;
+  cr_assert_eq(idm_batch_new(&b, &bo, NULL), IDM_OK);
+  tok_t t = {0};
+  cr_assert_eq(add_tok(b, &t, 1, IDM_PROFILE_BATCH, NULL), IDM_ERR_AUDIT_FAILED);
+  idm_batch_free(b);
+  idm_audit_close(log);
+  rl.rlim_cur = RLIM_INFINITY;
+  setrlimit(RLIMIT_FSIZE, &rl);
+  char reason[256];
+  idm_err_t err;
+  cr_assert_eq(verify_log(&err, reason), 0, "%s", reason); /* empty after close */
 }

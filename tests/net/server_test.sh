@@ -185,6 +185,17 @@ for _ in $(seq 1 40); do grep -q '"event":"reloaded"' "$T/server.err" && break; 
 r=$(exchange "$T/payments.jwt" reports)
 case "$r" in "200 "*) ;; *) fail "after reload: $r" ;; esac
 ok "SIGHUP reload: broken config refused (old keeps serving), good config applied"
+# a reload that changes a start-only setting applies the rest and names what it kept
+grep -q '"event":"reload_partial"' "$T/server.err" && fail "reload_partial without a change"
+sed -i 's/^  threads .*/  threads         1/' "$T/idmint.conf"
+n=$(grep -c '"event":"reloaded"' "$T/server.err")
+kill -HUP "$SERVER_PID"
+for _ in $(seq 1 40); do [ "$(grep -c '"event":"reloaded"' "$T/server.err")" -gt "$n" ] && break; sleep 0.05; done
+grep '"event":"reload_partial"' "$T/server.err" | grep -q '"kept":"threads"' ||
+  fail "start-only change not named: $(grep reload_ "$T/server.err" | tail -2)"
+r=$(exchange "$T/payments.jwt" reports)
+case "$r" in "200 "*) ;; *) fail "after partial reload: $r" ;; esac
+ok "SIGHUP reload of a start-only setting (threads): applied the rest, warned reload_partial"
 
 # --- every log line is one JSON object
 python3 - "$T/server.err" <<'PY' || fail "log lines are not JSON"

@@ -83,6 +83,7 @@ Test(parse, design_example_and_accessors) {
   cr_assert_str_eq(s->fsync, "batch");
   cr_assert_eq(s->batch_max, 1024);
   cr_assert_eq(s->max_connections, 4096);
+  cr_assert_eq(s->audit_preallocate, 0); /* off unless asked for */
   cr_assert_not_null(s->node_id);
   cr_assert_eq(pol_config_trust_count(c), 1);
   const pol_trust_t *t = pol_config_trust_find(c, "k8s-prod", 8);
@@ -121,7 +122,7 @@ Test(parse, server_all_keys) {
                           " issuer \"https://id.example\"\n keys \"/var/keys\"\n audit \"a/b.log\"\n"
                           " threads 4\n trusted_proxies [10.0.0.0/8, fd00::/8]\n fsync 100ms\n"
                           " batch_max 64\n max_connections 100\n unix_socket \"run/u.sock\"\n"
-                          " node_id \"node-7\"\n}\n",
+                          " node_id \"node-7\"\n audit_preallocate 64\n}\n",
                           &d);
   cr_assert_not_null(c, "%s", d.count ? d.text[0] : "");
   const pol_server_t *s = pol_config_server(c);
@@ -138,6 +139,7 @@ Test(parse, server_all_keys) {
   cr_assert_eq(s->max_connections, 100);
   cr_assert_str_eq(s->unix_socket, "/etc/idmint/run/u.sock");
   cr_assert_str_eq(s->node_id, "node-7");
+  cr_assert_eq(s->audit_preallocate, 64);
   cr_assert_str_eq(s->issuer, "https://id.example");
   pol_config_free(c);
   /* listen as a comma list, issuer defaulted from it */
@@ -218,6 +220,8 @@ Test(parse, schema_errors) {
   expect_err("server { listen \"nohost\" }", ":1:17:", "not host:port");
   expect_err("server { issuer \"ftp://x\" }", ":1:", "http:// or https://");
   expect_err("server { threads 5000 }", ":1:18:", "the most allowed is 1024");
+  expect_err("server { audit_preallocate 20000 }", ":1:28:", "the most allowed is 16384");
+  expect_err("server { audit_preallocate 64MiB }", ":1:28:", "takes a whole number");
   expect_err("server { fsync sometimes }", ":1:16:", "fsync is none, batch or an interval");
   expect_err("server { trusted_proxies [10.0.0.1/8] }", ":1:", "bits set after its /8 prefix");
   expect_err("server {}\nserver {}\n", ":2:1:", "more than one server block");
