@@ -24,8 +24,9 @@
  * turn when the turn was saturated, for a lone client, when the seal gap has passed, or —
  * when this thread's audit I/O is idle — after the gap scaled down by how busy the thread
  * has been (seal_due): an idle thread seals at once, a busy one lets batches grow, since
- * each seal costs a root signature and an audit write. Sealed lines queue and leave as one
- * pwritev per thread once its previous audit I/O is done (write_kick): with fsync batch the
+ * each seal costs a root signature and an audit write. Sealed lines queue and, with one
+ * worker thread, leave as one pwritev once its previous audit I/O is done (write_kick;
+ * with several threads each line is written at once, see submit_line): with fsync batch the
  * group is written with RWF_DSYNC when every byte before it is synced (write and sync in
  * one trip through io_uring's worker), otherwise plainly and one fdatasync per thread,
  * covering every line written when it starts, syncs it (sync_kick). The completion that
@@ -158,6 +159,7 @@ typedef struct audit_write {
   uint64_t off;
   uint64_t upto;               /* fdatasync: the written watermark it covers */
   uint64_t end;                /* the line's end in the file */
+  bool dsync;                  /* line written alone (threads > 1): with RWF_DSYNC */
 #if IDM_NET_STAGES
   int64_t sub_ns;
 #endif
@@ -808,10 +810,44 @@ static void submit_group(worker_t *w) {
   io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, WR_SLOTS, 0));
 }
 
+/* threads > 1: one line per write, submitted as soon as it is sealed (as before group
+ * commit). Lines of several threads interleave in the file; a thread holding its line back
+ * while its previous I/O runs would let the other threads write past it, and a crash then
+ * leaves a hole before their lines — which a preallocated log's verifier rejects, and
+ * which costs a restart the lines after it. */
+static void submit_line(worker_t *w, unsigned i) {
+  audit_write_t *a = &w->wr[i];
+  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+  if (!sqe) {
+    idm_audit_written(g.audit, a->off, -EIO);
+    a->busy = false;
+    return;
+  }
+  io_uring_prep_write(sqe, idm_audit_fd(g.audit), a->rec, (unsigned)a->len, a->off);
+  if (a->dsync)
+    sqe->rw_flags = RWF_DSYNC; /* each completed piece is on disk when its CQE comes */
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, i, 0));
+}
+
 static void write_kick(worker_t *w) {
+  bool batch = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH;
+  if (g.nthreads > 1) {
+    while (w->nwq && idm_audit_may_write(g.audit, w->wr[w->wq[0]].end)) {
+      unsigned i = w->wq[0];
+      w->nwq--;
+      memmove(w->wq, w->wq + 1, w->nwq * sizeof w->wq[0]);
+      /* RWF_DSYNC when every byte before the line is synced: write and sync in one. */
+      w->wr[i].dsync = batch && idm_audit_released_upto(g.audit) >= w->wr[i].off;
+      IDM_MET_INC(&w->metrics.audit_writes);
+#if IDM_NET_STAGES
+      w->wr[i].sub_ns = ST_NOW();
+#endif
+      submit_line(w, i);
+    }
+    return;
+  }
   if (!w->nwq || w->grp.busy)
     return;
-  bool batch = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH;
   if (batch && w->wr[WR_SLOTS - 1].busy)
     return; /* our fdatasync runs: its completion's turn writes the group */
   /* With audit_preallocate, a line may be written only once the zeroer is past it
@@ -918,6 +954,45 @@ static void sync_kick(worker_t *w) {
   submit_fsync(w, WR_SLOTS - 1);
 }
 
+/* Completion of a line written alone (submit_line). */
+static void line_done(worker_t *w, struct io_uring_cqe *cqe) {
+  unsigned i = idm_ud_slot(cqe->user_data);
+  audit_write_t *a = &w->wr[i];
+  int res = cqe->res;
+  if (res == -EINTR || res == -EAGAIN) {
+    submit_line(w, i);
+    return;
+  }
+  idm_audit_written(g.audit, a->off, res < 0 ? res : (int64_t)res);
+  if (res <= 0) {
+    if (res == 0)
+      idm_audit_fail(g.audit, "audit write wrote nothing (disk full?)");
+    char e[96];
+    snprintf(e, sizeof e, "%s", res < 0 ? strerror(-res) : "no progress");
+    idm_log("error", "audit_write_failed", "error", e, "msg", "issuance stopped (fail closed)",
+            NULL);
+    a->busy = false;
+    return;
+  }
+  if ((size_t)res < a->len) { /* short write: the rest, at its offset */
+    a->rec += res;
+    a->len -= (size_t)res;
+    a->off += (uint64_t)res;
+    submit_line(w, i);
+    return;
+  }
+  ST_ADD(w, ST_WRITE, w->now_ns - a->sub_ns);
+  a->busy = false;
+  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
+    if (a->dsync) { /* everything before the line was synced when it was submitted */
+      idm_audit_synced(g.audit, a->end, 0);
+      if (a->end > w->sync_upto)
+        w->sync_upto = a->end;
+    }
+    sync_kick(w); /* plain writes of ours completed meanwhile */
+  }
+}
+
 static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
   unsigned i = idm_ud_slot(cqe->user_data);
   if (idm_ud_op(cqe->user_data) == IDM_OP_FSYNC) {
@@ -929,6 +1004,10 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
     a->busy = false;
     if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH && cqe->res >= 0)
       sync_kick(w); /* what was written while this sync ran */
+    return;
+  }
+  if (i < IDM_BATCH_INFLIGHT_MAX && w->wr[i].busy) {
+    line_done(w, cqe);
     return;
   }
   if (i != WR_SLOTS || !w->grp.busy)

@@ -7,13 +7,17 @@
 #   2. under saturation batches are sealed because the turn's budget was reached
 #      ("saturated"), several lines may share one write;
 #   3. for both: every seal is one audit line (the reasons add up to the lines on file),
-#      every line was carried by some write, every answer is 200, the log verifies.
+#      every line was carried by some write, every answer is 200, the log verifies;
+#   4. one worker thread (where lines are written in groups): every group starts after all
+#      before it is synced, so each is written with RWF_DSYNC and no fdatasync is needed.
 set -euo pipefail
 source "$SRC_DIR/tests/net/lib.sh"
 LOAD=${IDMLOAD:-$BUILD_DIR/bench/idmload}
 [ -x "$LOAD" ] || { echo "skip: $LOAD is not built"; exit 77; }
 
 setup_env "fsync batch"
+sed -i 's/^  threads .*/  threads 1/' "$T/idmint.conf"  # the grouped writes are one thread's
+grep -qx '  threads 1' "$T/idmint.conf" || fail "could not set threads 1"
 start_server
 printf 'grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt&audience=cache&subject_token=%s' \
   "$(cat "$T/payments.jwt")" > "$T/form-batch"
@@ -50,11 +54,14 @@ ok "saturated: $sat batches sealed for a full turn"
 total=0
 for r in saturated idle gap single other; do total=$((total + $(seals "$r"))); done
 writes=$(metric idmint_audit_writes_total)
+syncs=$(metric idmint_audit_syncs_total)
 stop_server || fail "server did not exit cleanly"
 lines=$(wc -l < "$T/audit.log")
 [ "$total" = "$lines" ] || fail "seals by reason add up to $total, the log has $lines lines"
 [ "$writes" -gt 0 ] && [ "$writes" -le "$lines" ] || fail "$writes audit writes for $lines lines"
 ok "$lines lines, sealed for the reasons counted, carried by $writes writes"
+[ "$syncs" = 0 ] || fail "one thread, fsync batch: $syncs fdatasyncs, expected every group written with RWF_DSYNC"
+ok "every group written with RWF_DSYNC, no fdatasync"
 "$IDMINT" jwks --dir "$T/keys" > "$T/jwks.json"
 "$IDMINT" audit verify "$T/audit.log" --jwks "$T/jwks.json" > "$T/verify.out" 2>&1 ||
   fail "audit log does not verify: $(cat "$T/verify.out")"
