@@ -318,9 +318,13 @@ static bool turn_spent(const worker_t *w) {
          w->turn_reqs >= IDM_NET_TURN_REQS * w->turn_scale;
 }
 
-/* The thread's audit I/O is idle: no line queued, no write and no fdatasync in flight. */
+/* The thread's audit I/O is idle: no line queued, no write and no fdatasync in flight.
+ * Only one worker thread tracks this (its lines are written in groups, write_kick); with
+ * several, lines are written one by one as they are sealed and the seal gap stays fixed:
+ * more, smaller lines of several threads interleaved would leave more holes in the file
+ * at a crash (tests/batch/crashsafe_prealloc_test.sh). */
 static bool audit_idle(const worker_t *w) {
-  return !w->nwq && !w->grp.busy && !w->wr[WR_SLOTS - 1].busy;
+  return g.nthreads == 1 && !w->nwq && !w->grp.busy && !w->wr[WR_SLOTS - 1].busy;
 }
 
 /* Seal the gathered batch at the end of this turn? The adaptive half of group commit:
@@ -935,6 +939,8 @@ static idm_err_t seal_submit(void *ud) {
   w->wr[i] = (audit_write_t){.busy = true, .rec = sealed.record, .len = sealed.record_len,
                              .off = sealed.offset, .end = sealed.offset + sealed.record_len};
   w->wq[w->nwq++] = i;
+  if (g.nthreads > 1)
+    write_kick(w); /* a line of several threads' file leaves at once (submit_line) */
   return IDM_OK;
 }
 
