@@ -81,6 +81,7 @@ static idm_err_t provider_init(idm_provider_t *p, const pol_trust_t *t, uint32_t
   p->trust = t;
   p->index = index;
   p->gen = atomic_fetch_add(&gen_counter, 1);
+  p->doc_type = (uint8_t)IDM_DOC__COUNT;
   if (!t->name || !*t->name)
     return idm_fail(why, IDM_ERR_CONFIG, "trust block %u has no name", index);
   if ((unsigned)t->kind >= POL_KIND__COUNT)
@@ -89,6 +90,8 @@ static idm_err_t provider_init(idm_provider_t *p, const pol_trust_t *t, uint32_t
   if (p->leeway_s > IDM_ATTEST_LEEWAY_MAX_S)
     p->leeway_s = IDM_ATTEST_LEEWAY_MAX_S;
 
+  if (t->kind != POL_KIND_UNIX)
+    p->doc_type = (uint8_t)kind_doc_type(t->kind);
   if (kind_is_jwt(t->kind)) {
     p->issuer = t->issuer;
     if (!p->issuer && t->kind == POL_KIND_GITHUB)

@@ -79,7 +79,11 @@ void idm_attest_free(idm_attest_t *a); /* NULL is a no-op */
 
 /* A cache of verified identities for one thread: at most entries_max identities and
  * bytes_max bytes of stored documents and attributes (0: entries_max *
- * IDM_ATTEST_CACHE_BYTES_PER_ENTRY). Eviction is oldest-first. NULL on allocation failure. */
+ * IDM_ATTEST_CACHE_BYTES_PER_ENTRY; at least 64 KiB). It reserves exactly that budget
+ * (rounded up to 64 bytes) plus an index of about 12 bytes per entry, once; a stored
+ * identity takes about its document's length less the JWS header segment, plus its
+ * attributes and 16 bytes (docs/ATTESTATION.md). Eviction is oldest-first. NULL on
+ * allocation failure. */
 idm_attest_cache_t *idm_attest_cache_new(size_t entries_max, size_t bytes_max);
 void idm_attest_cache_free(idm_attest_cache_t *c); /* NULL is a no-op */
 
@@ -92,10 +96,21 @@ typedef struct idm_attest_cache_stats {
   size_t entries;      /* index slots in use (live or not yet overwritten) */
   size_t bytes_used;   /* bytes of the record ring written so far, capped at its size */
   size_t bytes_reserved; /* memory the cache holds (index + ring) */
+  size_t index_bytes;  /* of bytes_reserved, the index (the rest is the record ring) */
 } idm_attest_cache_stats_t;
 void idm_attest_cache_stats(const idm_attest_cache_t *c, idm_attest_cache_stats_t *out);
-/* Forgets everything (e.g. tests). */
+/* Forgets everything (e.g. tests, a new configuration snapshot). */
 void idm_attest_cache_clear(idm_attest_cache_t *c);
+/* A hint for a caller that has several documents queued (e.g. the requests of one event-
+ * loop turn): starts loading the memory that looking doc up will touch, so that the DRAM
+ * latencies of several lookups overlap instead of adding up. entry = false loads the
+ * document's index lines; entry = true reads those lines (so call it after the first stage
+ * has had time to land, e.g. a few documents later) and loads the records they name.
+ * Changes nothing, never fails, and is never needed for correctness; a lookup of a cold
+ * identity over a large cache costs about two DRAM misses without it
+ * (docs/PERFORMANCE.md). c may be NULL (no-op). */
+void idm_attest_cache_prefetch(const idm_attest_cache_t *c, const char *doc, size_t len,
+                               bool entry);
 
 /* Verifies one identity document.
  *  - trust_name: the trust block to use, or NULL to choose: for a JWT, the provider whose

@@ -20,6 +20,7 @@ typedef struct idm_provider {
   const pol_trust_t *trust;    /* borrowed from the configuration */
   uint32_t index;              /* position in idm_attest_t.prov */
   uint64_t gen;                /* process-unique; changes on every (re)build: cache key */
+  uint8_t doc_type;            /* the idm_doc_type_t it verifies; IDM_DOC__COUNT: none (unix) */
   const char *issuer;          /* effective issuer (github/gitlab defaults) or NULL */
   uint32_t alg_mask;           /* bit per idm_jws_alg_t allowed by the trust block */
   int64_t leeway_s;            /* clamped to IDM_ATTEST_LEEWAY_MAX_S */
@@ -93,6 +94,11 @@ bool idm_attest_cache_get(idm_attest_cache_t *c, const idm_attest_t *a, idm_doc_
  * or identity too large for the cache is simply not stored. */
 void idm_attest_cache_put(idm_attest_cache_t *c, const idm_provider_t *p, idm_doc_type_t type,
                           uint64_t h, const char *doc, size_t len, const idm_identity_t *id);
+/* The two index buckets a hash maps onto (its window); tests use it to place documents. */
+void idm_attest_cache_buckets(const idm_attest_cache_t *c, uint64_t h, size_t out[2]);
+/* The two stages of idm_attest_cache_prefetch, for a caller that has the hash. */
+void idm_attest_cache_prefetch_index(const idm_attest_cache_t *c, uint64_t h);
+void idm_attest_cache_prefetch_entry(const idm_attest_cache_t *c, uint64_t h, size_t len);
 
 #ifdef __cplusplus
 }

@@ -54,6 +54,12 @@
 #define IDM_ATTEST_CACHE_BYTES_PER_ENTRY 1024
 /* Cache: documents longer than this are verified every time, never stored. */
 #define IDM_ATTEST_CACHE_DOC_MAX_BYTES (8 * 1024)
+/* Cache: JWS header segments stored once per cache and shared by the records of every
+ * token that starts with one (they differ per issuer key, not per token); more distinct
+ * headers than this until the next clear are stored whole in each record. */
+#define IDM_ATTEST_CACHE_PREFIXES 64
+/* Cache: longest header segment shared that way (bytes, the '.' included). */
+#define IDM_ATTEST_CACHE_PREFIX_MAX_BYTES 192
 /* Join tokens: name length, count per store, store file size, longest ttl. */
 #define IDM_JOIN_NAME_MAX 64
 #define IDM_JOIN_TOKEN_MAX 128 /* bytes of a token, NUL included */

@@ -1,6 +1,7 @@
-/* The verified-identity cache: hits confirmed by the whole document, expiry, generations
- * (key reload), eviction within a fixed budget, and a differential test against a simple
- * reference model. */
+/* The verified-identity cache: hits confirmed by the whole document (shared header prefix
+ * included), expiry, generations (key reload), eviction within a fixed budget, the sweep,
+ * compact attributes and claims, and a differential test against a simple reference
+ * model. */
 #include <criterion/criterion.h>
 
 #include "attest/internal.h"
@@ -136,26 +137,242 @@ static void put_h(idm_attest_cache_t *c, int prov, uint64_t h, const char *d, lo
   idm_attest_cache_put(c, &g_prov[prov], IDM_DOC_JWT, h, d, strlen(d), &id);
 }
 
+/* A hash whose two buckets are b0 and b1 (salt picks among them). */
+static uint64_t hash_for(idm_attest_cache_t *c, size_t b0, size_t b1, uint64_t salt) {
+  for (uint64_t i = 1;; i++) {
+    uint64_t h = (i * 0x9e3779b97f4a7c15ULL) ^ (salt << 1);
+    size_t b[2];
+    idm_attest_cache_buckets(c, h, b);
+    if (b[0] == b0 && b[1] == b1)
+      return h;
+  }
+}
+
 /* Regression (found by the differential test): re-verifying a document under another
  * trust while an earlier slot of its window was free left two copies; another document
  * whose window overlapped only the newer copy's slot then evicted it, and the older copy
- * (the other trust) was served. A document now has at most one slot. */
+ * (the other trust) was served. A document now has at most one slot.
+ * Here X's window is buckets {2, 3}. Bucket 2 holds eight documents F (their window is
+ * {2, 2}), bucket 3 seven documents G, so X (trust a) takes bucket 3's last slot. F1
+ * expires and is dropped, so bucket 2 has the only free slot when X is re-verified under
+ * trust b. Then documents E (window {2, 2}) churn all of bucket 2. X must be served under
+ * trust b. */
 Test(cache, reput_document_keeps_one_copy) {
-  idm_attest_cache_t *c = idm_attest_cache_new(1024, 0); /* 2048 slots: no mask wrap */
+  idm_attest_cache_t *c = idm_attest_cache_new(32, 0); /* 48 slots: 6 buckets */
   idm_identity_t got;
-  put_h(c, 0, 100, "A", NOW + 100);
-  put_h(c, 0, 100, "B", NOW + 1);
-  put_h(c, 0, 100, "C", NOW + 100);
-  put_h(c, 0, 100, "X", NOW + 100); /* slot 103, trust a */
-  cr_assert(!idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, 100, "B", 1, NOW + 5, &got));
-  put_h(c, 1, 100, "X", NOW + 100); /* trust b: must replace slot 103, not take 101 */
-  char e[8][4];
+  char f[8][8], g[8][8], e[16][8];
+  uint64_t hf1 = 0;
   for (int i = 0; i < 8; i++) {
-    sprintf(e[i], "E%d", i);
-    put_h(c, 0, 94, e[i], NOW + 100); /* window 94..101 */
+    sprintf(f[i], "F%d", i);
+    uint64_t h = hash_for(c, 2, 2, (uint64_t)i);
+    if (i == 1)
+      hf1 = h;
+    put_h(c, 0, h, f[i], i == 1 ? NOW + 1 : NOW + 100);
   }
-  cr_assert(idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, 100, "X", 1, NOW + 5, &got));
-  cr_assert_eq(got.trust, &t_b);
+  for (int i = 0; i < 7; i++) {
+    sprintf(g[i], "G%d", i);
+    put_h(c, 0, hash_for(c, 3, 3, 100 + (uint64_t)i), g[i], NOW + 100);
+  }
+  uint64_t hx = hash_for(c, 2, 3, 7);
+  put_h(c, 0, hx, "X", NOW + 100); /* trust a, bucket 3 */
+  cr_assert(idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, hx, "X", 1, NOW + 5, &got));
+  cr_assert_eq(got.trust, &t_a);
+  cr_assert(!idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, hf1, f[1], 2, NOW + 5, &got));
+  put_h(c, 1, hx, "X", NOW + 100); /* trust b: must replace X's slot, not take F1's */
+  for (int i = 0; i < 16; i++) {
+    sprintf(e[i], "E%d", i);
+    put_h(c, 0, hash_for(c, 2, 2, 200 + (uint64_t)i), e[i], NOW + 100);
+  }
+  cr_assert(idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, hx, "X", 1, NOW + 5, &got));
+  cr_assert_eq(got.trust, &t_b, "a stale copy under the other trust was served");
+  idm_attest_cache_free(c);
+}
+
+/* JWS header segments are stored once and shared; a hit still compares every byte: a
+ * document with another header but the same rest, or the same header and another rest,
+ * never matches, and clearing the cache (which empties the prefix table) never lets an
+ * old record be read with a new prefix. */
+Test(cache, shared_header_prefix_still_compares_every_byte) {
+  idm_attest_cache_t *c = idm_attest_cache_new(64, 0);
+  char sub[96], ns[16];
+  idm_identity_t id, got;
+  ident(1, &id, sub, ns);
+  const char *d1 = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2lnLWE";
+  const char *d2 = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJiIn0.c2lnLWI";
+  put(c, &g_prov[0], d1, &id);
+  put(c, &g_prov[0], d2, &id);
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_lt(st.bytes_used, 2 * (16 + strlen(d1) + 2 + 3 + strlen(sub) + 3 + strlen(ns)),
+               "the shared header is stored once");
+  cr_assert(get(c, NULL, d1, NOW, &got));
+  cr_assert(get(c, NULL, d2, NOW, &got));
+  /* Same hash (the hash covers the tail), another header: must not hit. */
+  const char *h1 = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnLWE";
+  uint64_t h = idm_attest_cache_hash(c, d1, strlen(d1));
+  cr_assert_eq(strlen(h1), strlen(d1)); /* same length and tail: same hash */
+  cr_assert(!idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, h, h1, strlen(h1), NOW, &got));
+  char x[128];
+  strcpy(x, d1);
+  x[3] ^= 1; /* a header byte */
+  cr_assert(!idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, h, x, strlen(x), NOW, &got));
+  strcpy(x, d1);
+  x[25] ^= 1; /* a payload byte */
+  cr_assert(!idm_attest_cache_get(c, &g_att, IDM_DOC_JWT, NULL, h, x, strlen(x), NOW, &got));
+  /* After clear, another header takes prefix entry 1 first; d1's old record (which named
+   * entry 1) must not be reachable as "new header + old rest". */
+  idm_attest_cache_clear(c);
+  const char *o = "eyJhbGciOiJQUzI1NiJ9.eyJzdWIiOiJjIn0.c2lnLWM";
+  put(c, &g_prov[0], o, &id);
+  char forged[128];
+  snprintf(forged, sizeof forged, "eyJhbGciOiJQUzI1NiJ9.%s", strchr(d1, '.') + 1);
+  cr_assert(!get(c, NULL, forged, NOW, &got));
+  cr_assert(!get(c, NULL, d1, NOW, &got));
+  cr_assert(get(c, NULL, o, NOW, &got));
+  idm_attest_cache_free(c);
+}
+
+/* Attribute values found inside a longer one are stored as references and read back
+ * exactly (SPIFFE: the subject equals the SPIFFE ID, the trust domain is inside it). */
+Test(cache, attributes_stored_as_references_read_back) {
+  idm_attest_cache_t *c = idm_attest_cache_new(16, 0);
+  idm_identity_t id, got;
+  memset(&id, 0, sizeof id);
+  char spid[] = "spiffe://corp.example/ns/payments/sa/api", sub[64], td[] = "corp.example";
+  strcpy(sub, spid);
+  id.client.attr[POL_A_SPIFFE_ID] = (pol_str_t){spid, (uint32_t)strlen(spid)};
+  id.client.attr[POL_A_SUBJECT] = (pol_str_t){sub, (uint32_t)strlen(sub)};
+  id.client.attr[POL_A_TRUST_DOMAIN] = (pol_str_t){td, (uint32_t)strlen(td)};
+  id.client.attr[POL_A_ENVIRONMENT] = (pol_str_t){"", 0};
+  id.exp_s = NOW + 60;
+  const char *d = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJzcGlmZmUifQ.c2ln";
+  put(c, &g_prov[0], d, &id);
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_lt(st.bytes_used, 16 + strlen(d) + 2 + 3 + strlen(spid) + 3 * 5 + 8);
+  memset(spid, 'x', strlen(spid)); /* the cache holds its own copy */
+  memset(sub, 'y', strlen(sub));
+  cr_assert(get(c, NULL, d, NOW, &got));
+  const char *want = "spiffe://corp.example/ns/payments/sa/api";
+  cr_assert_eq(got.client.attr[POL_A_SPIFFE_ID].len, strlen(want));
+  cr_assert(!memcmp(got.client.attr[POL_A_SPIFFE_ID].ptr, want, strlen(want)));
+  cr_assert_eq(got.client.attr[POL_A_SUBJECT].len, strlen(want));
+  cr_assert(!memcmp(got.client.attr[POL_A_SUBJECT].ptr, want, strlen(want)));
+  cr_assert_eq(got.client.attr[POL_A_TRUST_DOMAIN].len, strlen("corp.example"));
+  cr_assert(!memcmp(got.client.attr[POL_A_TRUST_DOMAIN].ptr, "corp.example", 12));
+  cr_assert_not_null(got.client.attr[POL_A_ENVIRONMENT].ptr, "an empty value stays present");
+  cr_assert_eq(got.client.attr[POL_A_ENVIRONMENT].len, 0);
+  cr_assert_null(got.client.attr[POL_A_POD].ptr);
+  idm_attest_cache_free(c);
+}
+
+/* Claims (oidc) survive the compact record: the pol_kv_t array is aligned and its views
+ * point into the cache. */
+Test(cache, claims_read_back) {
+  idm_attest_cache_t *c = idm_attest_cache_new(16, 0);
+  char sub[96], ns[16];
+  idm_identity_t id, got;
+  ident(3, &id, sub, ns);
+  pol_kv_t kv[2] = {{{"email", 5}, {"a@example.com", 13}}, {{"team", 4}, {"payments", 8}}};
+  id.client.claims = kv;
+  id.client.claims_count = 2;
+  for (int odd = 0; odd < 8; odd++) { /* every alignment of the attribute area's end */
+    char d[64];
+    snprintf(d, sizeof d, "eyJhbGciOiJFZERTQSJ9.%.*s.sig%d", odd, "abcdefgh", odd);
+    put(c, &g_prov[0], d, &id);
+    cr_assert(get(c, NULL, d, NOW, &got));
+    cr_assert_eq(got.client.claims_count, 2);
+    cr_assert_eq((uintptr_t)got.client.claims % _Alignof(pol_kv_t), 0);
+    cr_assert(!memcmp(got.client.claims[0].name.ptr, "email", 5));
+    cr_assert(!memcmp(got.client.claims[0].value.ptr, "a@example.com", 13));
+    cr_assert(!memcmp(got.client.claims[1].value.ptr, "payments", 8));
+    cr_assert(!memcmp(got.client.attr[POL_A_SUBJECT].ptr, sub, strlen(sub)));
+  }
+  idm_attest_cache_free(c);
+}
+
+/* The index never keeps slots of overwritten records for long: the sweep clears them at
+ * least once per lap of the ring (without it, a slot could outlive 2,048 laps and its
+ * 11-bit lap alias a live one). Many laps of a small ring with a large index: the slots in
+ * use stay within two laps' worth of records, and every served identity is right. */
+Test(cache, sweep_keeps_index_to_live_records) {
+  idm_attest_cache_t *c = idm_attest_cache_new(4096, 64 * 1024);
+  char sub[96], ns[16], d[128];
+  idm_identity_t id, got;
+  size_t per_lap = 0;
+  for (unsigned i = 0; i < 40000; i++) {
+    doc(i, d);
+    ident(i, &id, sub, ns);
+    id.exp_s = NOW + 1000;
+    put(c, &g_prov[0], d, &id);
+    if (i == 100) {
+      idm_attest_cache_stats_t st;
+      idm_attest_cache_stats(c, &st);
+      per_lap = (size_t)(64 * 1024 / (st.bytes_used / 101));
+    }
+  }
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_leq(st.entries, 2 * per_lap, "%zu slots in use, %zu records per lap", st.entries,
+                per_lap);
+  size_t hits = 0;
+  for (unsigned i = 0; i < 40000; i++) {
+    doc(i, d);
+    if (get(c, NULL, d, NOW, &got)) {
+      hits++;
+      cr_assert_geq(i, 40000 - per_lap - 1, "doc %u outlived its record", i);
+      ident(i, &id, sub, ns);
+      cr_assert(!memcmp(got.client.attr[POL_A_SUBJECT].ptr, sub, strlen(sub)));
+    }
+  }
+  cr_assert_gt(hits, per_lap / 2);
+  idm_attest_cache_free(c);
+}
+
+/* The index is sized for entries_max at load <= 2/3 with two choices per document: every
+ * identity of a full cache stays (the benchmark checks 1,000,000 of them). */
+Test(cache, full_cache_keeps_every_identity) {
+  enum { N = 20000 };
+  idm_attest_cache_t *c = idm_attest_cache_new(N, (size_t)N * 128);
+  char sub[96], ns[16], d[128];
+  idm_identity_t id, got;
+  for (unsigned i = 0; i < N; i++) {
+    doc(i, d);
+    ident(i, &id, sub, ns);
+    put(c, &g_prov[0], d, &id);
+  }
+  size_t hits = 0;
+  for (unsigned i = 0; i < N; i++) {
+    doc(i, d);
+    hits += get(c, NULL, d, NOW, &got);
+  }
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_eq(st.evictions, 0);
+  cr_assert_eq(hits, N);
+  cr_assert_eq(st.bytes_reserved, st.index_bytes + (size_t)N * 128, "the ring is the budget");
+  idm_attest_cache_free(c);
+}
+
+/* idm_attest_cache_prefetch is a hint: it changes nothing and accepts anything. */
+Test(cache, prefetch_is_only_a_hint) {
+  idm_attest_cache_t *c = idm_attest_cache_new(16, 0);
+  char d[128], sub[96], ns[16];
+  idm_identity_t id, got;
+  doc(5, d);
+  ident(5, &id, sub, ns);
+  idm_attest_cache_prefetch(c, d, strlen(d), false);
+  idm_attest_cache_prefetch(c, d, strlen(d), true);
+  put(c, &g_prov[0], d, &id);
+  idm_attest_cache_stats_t a, b;
+  idm_attest_cache_stats(c, &a);
+  idm_attest_cache_prefetch(c, d, strlen(d), false);
+  idm_attest_cache_prefetch(c, d, strlen(d), true);
+  idm_attest_cache_prefetch(NULL, d, strlen(d), true);
+  idm_attest_cache_prefetch(c, NULL, 0, true);
+  idm_attest_cache_stats(c, &b);
+  cr_assert_eq(memcmp(&a, &b, sizeof a), 0);
+  cr_assert(get(c, NULL, d, NOW, &got));
   idm_attest_cache_free(c);
 }
 

@@ -593,3 +593,68 @@ Test(jwtkinds, shared_across_threads) {
   }
   idm_attest_free(a);
 }
+
+/* The cache stores identities compactly (shared JWS header segment, attributes found inside
+ * longer ones as references, claims re-laid): for every JWT kind, the identity served from
+ * the cache is exactly the one the full verification produced (attributes, claims, exp). */
+Test(jwtkinds, cached_identity_equals_verified_identity_for_every_kind) {
+  idm_attest_t *a = mk();
+  idm_attest_cache_t *c = idm_attest_cache_new(64, 0);
+  static char claims[5][2048];
+  snprintf(claims[0], sizeof claims[0], "%s", k8s_claims(NOW - 60, NOW + 600, K8S_ISS, "idmint"));
+  snprintf(claims[1], sizeof claims[1],
+           "{\"sub\":\"repo:octo-org/octo-repo:environment:prod\",\"environment\":\"prod\","
+           "\"aud\":\"https://github.com/octo-org\",\"ref\":\"refs/heads/main\","
+           "\"repository\":\"octo-org/octo-repo\",\"repository_owner\":\"octo-org\","
+           "\"actor\":\"octocat\",\"workflow\":\"example-workflow\",\"event_name\":\"push\","
+           "\"ref_type\":\"branch\",\"iss\":\"https://token.actions.githubusercontent.com\","
+           "\"nbf\":%lld,\"exp\":%lld,\"iat\":%lld}",
+           NOW - 5, NOW + 295, NOW);
+  snprintf(claims[2], sizeof claims[2],
+           "{\"namespace_path\":\"my-group\",\"project_path\":\"my-group/my-project\","
+           "\"ref\":\"main\",\"ref_type\":\"branch\",\"environment\":\"prod\","
+           "\"iss\":\"https://gitlab.example.com\",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld,"
+           "\"sub\":\"project_path:my-group/my-project:ref_type:branch:ref:main\",\"aud\":\"idmint\"}",
+           NOW, NOW - 5, NOW + 3600);
+  snprintf(claims[3], sizeof claims[3], "%s", svid("spiffe://corp.example/ns/payments/sa/api"));
+  snprintf(claims[4], sizeof claims[4],
+           "{\"iss\":\"https://idp.example.com/oauth2/default\",\"sub\":\"00u1abcd\","
+           "\"aud\":\"idmint\",\"exp\":%lld,\"iat\":%lld,\"email\":\"dev@example.com\","
+           "\"cid\":\"0oa9\",\"name\":\"00u1abcd\"}",
+           NOW + 600, NOW);
+  static const struct {
+    const char *trust, *alg;
+    const fx_key_t *k;
+  } kinds[5] = {{"k8s-prod", "RS256", &g_rsa}, {"gh", "ES256", &g_ec256}, {"gl", "PS256", &g_rsa},
+                {"spire", "EdDSA", &g_ed}, {"okta", "EdDSA", &g_ed}};
+  for (int i = 0; i < 5; i++) {
+    static char tok[5][8192];
+    fx_sign(kinds[i].k, kinds[i].alg, claims[i], tok[i], sizeof tok[i]);
+    idm_clock_t ck = env_clock(NOW);
+    idm_identity_t id;
+    idm_why_t why = {{0}};
+    char full[4096], cached[4096];
+    size_t n1 = 0, n2 = 0;
+    idm_arena_reset(&g_arena);
+    cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, kinds[i].trust, tok[i],
+                                   strlen(tok[i]), &ck, &id, &why),
+                 IDM_OK, "%s: %s", kinds[i].trust, why.text);
+    cr_assert(!id.cached);
+    cr_assert_eq(idm_identity_to_json(&id, full, sizeof full, &n1), IDM_OK);
+    int64_t exp = id.exp_s;
+    idm_arena_reset(&g_arena);
+    cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, kinds[i].trust, tok[i],
+                                   strlen(tok[i]), &ck, &id, &why),
+                 IDM_OK, "%s", why.text);
+    cr_assert(id.cached, "%s: not served from the cache", kinds[i].trust);
+    cr_assert_eq(idm_identity_to_json(&id, cached, sizeof cached, &n2), IDM_OK);
+    cr_assert_eq(id.exp_s, exp);
+    cr_assert_str_eq(cached, full, "%s", kinds[i].trust);
+  }
+  /* Each second verification was served from the one cache the five kinds share. */
+  idm_attest_cache_stats_t st;
+  idm_attest_cache_stats(c, &st);
+  cr_assert_eq(st.hits, 5);
+  idm_attest_cache_free(c);
+  idm_attest_free(a);
+}
