@@ -124,13 +124,20 @@
  * budget grows by this step per turn up to IDM_NET_TURN_SCALE_MAX times it, so that a
  * batch's root signature and audit sync are shared by more requests; the first turn that
  * reads everything resets it. */
-/* Under a steady stream of requests a batch is sealed at most this often (it lingers
- * between; see seal_due in server.c): the root signature and the audit sync are shared by
- * the requests of ~0.75 ms, and an answer waits at most this long for its seal to start. */
+/* Under a steady stream of requests on a busy thread a batch is sealed at most this often
+ * (it lingers between; see seal_due in server.c): the root signature and the audit write
+ * are shared by the requests of ~0.75 ms, and an answer waits at most this long for its
+ * seal to start. A thread with time to spare and an idle audit log seals sooner. */
 #define IDM_NET_SEAL_GAP_US 750
 #define IDM_NET_TURN_SIGNS 32
 #define IDM_NET_TURN_REQS 128
 #define IDM_NET_TURN_SCALE_MAX 8
+/* The window over which a thread measures its utilization (busy turns / wall time), which
+ * scales the seal gap while the audit I/O is idle (server.c, seal_due). */
+#define IDM_NET_UTIL_WINDOW_US 4000
+/* From this utilization (‰) up, a batch lingers for the whole seal gap even when the audit
+ * I/O is idle; below it, for the gap × (utilization / this)² (server.c, seal_gap_idle_ns). */
+#define IDM_NET_UTIL_FULL_GAP_PM 700
 /* HTTP/2 input is handed to nghttp2 this many bytes at a time, so that a turn stops within
  * a few requests of its budget (the rest stays in the connection's input buffer). */
 #define IDM_NET_H2_RECV_CHUNK 2048

@@ -149,6 +149,24 @@ idm_err_t idm_metrics_render(char *buf, size_t cap, size_t *len, idm_metrics_t *
           "idmint_sends_total %llu\n"
           "idmint_send_bytes_total %llu\n",
       (unsigned long long)SUM(sends), (unsigned long long)SUM(send_bytes));
+  put(&o, "# HELP idmint_audit_writes_total Audit log writes (each carries every batch line "
+          "sealed while the thread's previous audit write or sync ran) and fdatasyncs.\n"
+          "# TYPE idmint_audit_writes_total counter\n"
+          "idmint_audit_writes_total %llu\n"
+          "# TYPE idmint_audit_syncs_total counter\n"
+          "idmint_audit_syncs_total %llu\n",
+      (unsigned long long)SUM(audit_writes), (unsigned long long)SUM(audit_syncs));
+  put(&o, "# HELP idmint_batch_seals_total Batches sealed, by what decided the seal.\n"
+          "# TYPE idmint_batch_seals_total counter\n"
+          "idmint_batch_seals_total{reason=\"saturated\"} %llu\n"
+          "idmint_batch_seals_total{reason=\"idle\"} %llu\n"
+          "idmint_batch_seals_total{reason=\"gap\"} %llu\n"
+          "idmint_batch_seals_total{reason=\"single\"} %llu\n"
+          "idmint_batch_seals_total{reason=\"other\"} %llu\n",
+      (unsigned long long)SUM(seals[IDM_SEAL_SATURATED]),
+      (unsigned long long)SUM(seals[IDM_SEAL_IDLE]), (unsigned long long)SUM(seals[IDM_SEAL_GAP]),
+      (unsigned long long)SUM(seals[IDM_SEAL_SINGLE]),
+      (unsigned long long)SUM(seals[IDM_SEAL_OTHER]));
   put(&o, "# HELP idmint_ready Whether the server is ready to issue (1) or not (0).\n"
           "# TYPE idmint_ready gauge\nidmint_ready %d\n", ready ? 1 : 0);
   if (o.overflow)

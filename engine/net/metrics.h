@@ -35,6 +35,15 @@ typedef enum idm_outcome {
   IDM_OC__COUNT
 } idm_outcome_t;
 
+/* Why a batch was sealed (server.c, seal_due): saturated (a full batch, or a turn that
+ * reached its budget or left work behind), idle (the audit I/O was idle and the thread had
+ * time to spare), gap (the seal gap passed), single (the last batch held one entry: a lone
+ * client), other (drain, reload). */
+typedef enum idm_seal_reason {
+  IDM_SEAL_SATURATED, IDM_SEAL_IDLE, IDM_SEAL_GAP, IDM_SEAL_SINGLE, IDM_SEAL_OTHER,
+  IDM_SEAL__COUNT
+} idm_seal_reason_t;
+
 #define IDM_MET_LAT_BUCKETS 14 /* upper bounds in idm_metrics_lat_bounds_us, then +Inf */
 
 typedef struct idm_metrics {
@@ -49,6 +58,8 @@ typedef struct idm_metrics {
   uint64_t h2_streams, h2_sessions_failed;
   uint64_t parse_errors, timeouts, overloaded;
   uint64_t sends, send_bytes;   /* coalescing: responses per send = lat_count / sends */
+  uint64_t audit_writes, audit_syncs; /* audit group commit: lines per write, per sync */
+  uint64_t seals[IDM_SEAL__COUNT];
 } idm_metrics_t;
 
 #define IDM_MET_INC(p) IDM_MET_ADD(p, 1)

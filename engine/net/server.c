@@ -20,11 +20,17 @@
  * the unread input and the connections not reached are carried, first, into the next turn,
  * which starts without waiting.
  *
- * Audit group commit: each sealed batch's line is written through the ring; with fsync
- * batch a line whose predecessors are all synced is written with RWF_DSYNC (write and sync
- * in one operation), and otherwise one fdatasync per thread is in flight at a time and
- * covers every line written when it starts (sync_kick), so a burst of small batches shares
- * one sync.
+ * Adaptive batching and audit group commit. A gathered batch is sealed at the end of a
+ * turn when the turn was saturated, for a lone client, when the seal gap has passed, or —
+ * when this thread's audit I/O is idle — after the gap scaled down by how busy the thread
+ * has been (seal_due): an idle thread seals at once, a busy one lets batches grow, since
+ * each seal costs a root signature and an audit write. Sealed lines queue and, with one
+ * worker thread, leave as one pwritev once its previous audit I/O is done (write_kick;
+ * with several threads each line is written at once, see submit_line): with fsync batch the
+ * group is written with RWF_DSYNC when every byte before it is synced (write and sync in
+ * one trip through io_uring's worker), otherwise plainly and one fdatasync per thread,
+ * covering every line written when it starts, syncs it (sync_kick). The completion that
+ * releases a batch releases and sends its answers at once, before the turn reads more.
  *
  * user_data carries (op, slot, generation) — see ring.h. A connection slot is reused only
  * when no operation on it is in flight (ops == 0), and its generation changes on reuse, so
@@ -63,6 +69,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,6 +132,9 @@ typedef struct conn {
   uint8_t peer[16];
   uint8_t fam;
   unix_peer_t *up;             /* accepted on unix_socket: its peer record, else NULL */
+#if IDM_NET_STAGES
+  int64_t rx_ns;               /* reaping of the receive that brought the oldest unread byte */
+#endif
 } conn_t;
 
 /* An exchange waiting for its batch: where its answer goes, and the result itself (the
@@ -134,6 +144,9 @@ typedef struct pending {
   int32_t stream_id;           /* HTTP/2 stream; 0 for HTTP/1.1 */
   bool authz, head, close_after, keep_alive_10, used;
   int64_t start_ns;
+#if IDM_NET_STAGES
+  int64_t parse_ns;
+#endif
   uint32_t next_free;
   idm_exchange_res_t res;
 } pending_t;
@@ -146,10 +159,50 @@ typedef struct audit_write {
   uint64_t off;
   uint64_t upto;               /* fdatasync: the written watermark it covers */
   uint64_t end;                /* the line's end in the file */
-  bool dsync;                  /* written with RWF_DSYNC: synced when it completes */
-  bool held;                   /* not submitted yet: idm_audit_may_write said wait */
+  bool dsync;                  /* line written alone (threads > 1): with RWF_DSYNC */
+#if IDM_NET_STAGES
+  int64_t sub_ns;
+#endif
 } audit_write_t;
 #define WR_SLOTS (IDM_BATCH_INFLIGHT_MAX + 1) /* + one interval fdatasync */
+
+
+/* Stage timing (opt-in, compile time: -DIDM_NET_STAGES=1; off by default and then no code
+ * at all). Where a response's time goes between its request being read and its release:
+ * per request the wait from the receive to the parse (carry-over), the whole server time
+ * (parse to release) and the release lag (from the reaping of the completion that released
+ * it to its on_done); per batch the gather time (oldest parse to seal) and the seal's own
+ * CPU; per audit write and fdatasync the time in the ring; per turn its length. Log-bucketed
+ * (quarter octaves, ≤ 19 % high), reported per thread in one log line at exit
+ * ("net_stages"). Measuring only: docs/PERFORMANCE.md, "Adaptive batching". */
+#ifndef IDM_NET_STAGES
+#define IDM_NET_STAGES 0
+#endif
+enum { ST_READ, ST_GATHER, ST_SEAL, ST_WRITE, ST_SYNC, ST_RELEASE, ST_TOTAL, ST_TURN, ST_N };
+#if IDM_NET_STAGES
+static const char *const ST_NAME[ST_N] = {"read_wait", "gather", "seal_cpu", "write", "sync",
+                                          "release_lag", "server_total", "turn"};
+#define ST_BUCKETS 128
+typedef struct stages {
+  uint64_t n[ST_N], b[ST_N][ST_BUCKETS];
+} stages_t;
+static unsigned st_bucket(int64_t ns) {
+  uint64_t v = ns > 64 ? (uint64_t)ns : 64; /* 64 ns resolution floor */
+  unsigned e = 63u - (unsigned)__builtin_clzll(v);
+  unsigned q = (unsigned)((v >> (e - 2)) & 3u);
+  unsigned i = (e - 6) * 4 + q;
+  return i < ST_BUCKETS ? i : ST_BUCKETS - 1;
+}
+static double st_upper_us(unsigned i) { /* upper bound of bucket i, µs */
+  unsigned e = i / 4 + 6, q = i % 4;
+  return (double)((1ull << e) + (uint64_t)(q + 1) * (1ull << (e - 2))) / 1000.0;
+}
+#define ST_NOW() idm_clock_mono_ns()
+#define ST_ADD(w, k, ns) ((void)((w)->st.n[k]++), (void)((w)->st.b[k][st_bucket(ns)]++))
+#else
+#define ST_NOW() 0
+#define ST_ADD(w, st, ns) ((void)0)
+#endif
 
 struct worker {
   unsigned index;
@@ -180,18 +233,37 @@ struct worker {
   pending_t *pend;
   uint32_t pend_free, npend;   /* free list head (UINT32_MAX: empty), in use */
   audit_write_t wr[WR_SLOTS];
+  unsigned wq[IDM_BATCH_INFLIGHT_MAX], nwq; /* sealed lines not yet written, in seal order */
+  struct {                     /* the write in flight: lines wr[idx[0..n)], contiguous */
+    bool busy, dsync;          /* dsync: RWF_DSYNC (synced when it completes) */
+    unsigned n, iov0;          /* iov[iov0..n): what is left to write (short writes) */
+    unsigned idx[IDM_BATCH_INFLIGHT_MAX];
+    struct iovec iov[IDM_BATCH_INFLIGHT_MAX];
+    uint64_t off, end;         /* file range left to write */
+#if IDM_NET_STAGES
+    int64_t sub_ns;
+#endif
+  } grp;
   const idm_snapshot_t *snap;
   _Atomic uint64_t seen_gen;
   int64_t now_ns, next_tick_ns;
   uint32_t turn_reqs;          /* requests routed this turn (see turn_spent) */
+  uint32_t audit_cqes;         /* audit completions reaped this turn */
   uint32_t turn_scale;         /* 1..IDM_NET_TURN_SCALE_MAX: the turn budget's multiple */
   uint64_t sync_upto;          /* fsync batch: audit bytes covered by our last fdatasync */
+  uint32_t util_pm;            /* utilization, ‰ (EWMA of IDM_NET_UTIL_WINDOW_US windows) */
+  int64_t util_t0, idle_ns;    /* the current window: start, time spent waiting */
+  unsigned seal_reason;        /* idm_seal_reason_t of the next seal (metrics) */
   int64_t last_seal_ns;        /* when the last batch was sealed, and its entries */
   size_t last_seal_entries;
   bool draining;
   int64_t drain_deadline_ns;
   char date[40];
   int64_t date_s;
+#if IDM_NET_STAGES
+  stages_t st;
+  int64_t st_first_ns;         /* parse time of the oldest request of the gathered batch */
+#endif
 };
 
 /* The process-wide server state: the one named struct of mutable globals. */
@@ -226,6 +298,18 @@ static void mark_dirty(worker_t *w, conn_t *c) {
   }
 }
 
+/* How long a batch lingers when the audit I/O is idle: the seal gap scaled by the square
+ * of the thread's utilization (util_pm: busy turns / wall time over the last
+ * IDM_NET_UTIL_WINDOW_US) relative to IDM_NET_UTIL_FULL_GAP_PM, and the whole gap above
+ * that. At 10 % the batch lingers ~2 % of the gap, at 50 % about half of it. At 80 % load a
+ * write costs ~0.15 ms of CPU here (io-wq context switches, the virtio kick): sealing
+ * more often than every gap there costs more CPU than the thread has to spare. */
+static int64_t seal_gap_idle_ns(const worker_t *w) {
+  int64_t u = w->util_pm < IDM_NET_UTIL_FULL_GAP_PM ? w->util_pm : IDM_NET_UTIL_FULL_GAP_PM;
+  return IDM_NET_SEAL_GAP_US * 1000LL * u * u /
+         ((int64_t)IDM_NET_UTIL_FULL_GAP_PM * IDM_NET_UTIL_FULL_GAP_PM);
+}
+
 /* The turn has gathered its budget of work (IDM_NET_TURN_SIGNS, IDM_NET_TURN_REQS, times
  * turn_scale):
  * stop reading, seal, answer; unread input waits for the next turn. */
@@ -234,17 +318,52 @@ static bool turn_spent(const worker_t *w) {
          w->turn_reqs >= IDM_NET_TURN_REQS * w->turn_scale;
 }
 
-/* Seal the gathered batch at the end of this turn? Yes when the turn reached its budget or
- * left work for the next one (saturated), when draining, when the last batch held a single
- * entry (a lone client: it waits for nothing but its own signature and audit write), or
- * when IDM_NET_SEAL_GAP_US have passed since the last seal. Otherwise the batch lingers
- * until then (the loop wakes for it): under a steady stream of requests, sealing at every
- * short turn would pay a root signature and an audit sync for a handful of requests each
- * (a jwt-profile batch of 2 costs 3 signatures), which costs more CPU than the requests
- * and tips a server at 80 % load into overload. */
+/* The thread's audit I/O is idle: no line queued, no write and no fdatasync in flight.
+ * Only one worker thread tracks this (its lines are written in groups, write_kick); with
+ * several, lines are written one by one as they are sealed and the seal gap stays fixed:
+ * more, smaller lines of several threads interleaved would leave more holes in the file
+ * at a crash (tests/batch/crashsafe_prealloc_test.sh). */
+static bool audit_idle(const worker_t *w) {
+  return g.nthreads == 1 && !w->nwq && !w->grp.busy && !w->wr[WR_SLOTS - 1].busy;
+}
+
+/* Seal the gathered batch at the end of this turn? The adaptive half of group commit:
+ *  - yes when the turn reached its budget or left work for the next one (saturated: the
+ *    batch is as large as a turn allows), when draining, and when the last batch held a
+ *    single entry (a lone client waits for nothing but its own signature and audit write);
+ *  - yes when the thread's audit I/O is idle and the batch has lingered for the seal gap
+ *    scaled by the thread's recent utilization (util_pm): a thread with time to spare seals
+ *    at once (its answers wait for nothing), a busy one lets the batch grow, because each
+ *    seal costs a root signature and an audit write + sync (~0.1 ms of CPU here, more than
+ *    a handful of requests) and sealing at every short turn tips a server at 80 % load
+ *    into overload;
+ *  - while the audit I/O is busy a new line would only wait behind it (write_kick writes it
+ *    when it is done, with whatever else is sealed by then), so the batch keeps gathering
+ *    until that I/O completes — that turn seals it — or IDM_NET_SEAL_GAP_US have passed.
+ * Sets w->seal_reason for the metrics. */
 static bool seal_due(worker_t *w) {
-  return turn_spent(w) || w->ncarry || w->draining || w->last_seal_entries < 2 ||
-         idm_clock_mono_ns() - w->last_seal_ns >= IDM_NET_SEAL_GAP_US * 1000LL;
+  if (turn_spent(w) || w->ncarry) {
+    w->seal_reason = IDM_SEAL_SATURATED;
+    return true;
+  }
+  if (w->draining) {
+    w->seal_reason = IDM_SEAL_OTHER;
+    return true;
+  }
+  if (w->last_seal_entries < 2) {
+    w->seal_reason = IDM_SEAL_SINGLE;
+    return true;
+  }
+  int64_t since = idm_clock_mono_ns() - w->last_seal_ns;
+  if (since >= IDM_NET_SEAL_GAP_US * 1000LL) {
+    w->seal_reason = IDM_SEAL_GAP;
+    return true;
+  }
+  if (audit_idle(w) && since >= seal_gap_idle_ns(w)) {
+    w->seal_reason = IDM_SEAL_IDLE;
+    return true;
+  }
+  return false;
 }
 
 /* Keeps a connection's unread input for the next turn. */
@@ -617,6 +736,12 @@ static void pend_bind(worker_t *w, conn_t *c, const idm_http_req_t *req,
   p->close_after = close_after;
   p->keep_alive_10 = ka10;
   p->start_ns = req->start_ns;
+#if IDM_NET_STAGES
+  p->parse_ns = ST_NOW();
+  ST_ADD(w, ST_READ, p->parse_ns - c->rx_ns);
+  if (!w->st_first_ns)
+    w->st_first_ns = p->parse_ns;
+#endif
 }
 
 static void h1_write(worker_t *w, conn_t *c, const idm_http_resp_t *r, bool head, bool close,
@@ -627,6 +752,11 @@ static void h1_write(worker_t *w, conn_t *c, const idm_http_resp_t *r, bool head
 static void on_done(void *cookie, idm_err_t err, void *ctx) {
   worker_t *w = ctx;
   pending_t *p = cookie;
+#if IDM_NET_STAGES
+  int64_t st_t = ST_NOW();
+  ST_ADD(w, ST_RELEASE, st_t - w->now_ns);
+  ST_ADD(w, ST_TOTAL, st_t - p->parse_ns);
+#endif
   if (err) {
     p->res.status = 503;
     p->res.error = "temporarily_unavailable";
@@ -660,7 +790,36 @@ static void on_done(void *cookie, idm_err_t err, void *ctx) {
   pend_put(w, p);
 }
 
-static void submit_write(worker_t *w, unsigned i) {
+/* Audit group commit, writes: the lines sealed while this thread's audit I/O is busy wait
+ * in wq (in seal order, hence offset order) and leave together, as one pwritev of every
+ * contiguous line, when it is idle again: one trip through io_uring's worker for a group of
+ * batches, where each line used to cost a write (and, with fsync batch, a share of an
+ * fdatasync). With fsync batch the group is written with RWF_DSYNC when every byte before
+ * it is synced (one operation writes and syncs it), else plainly and sync_kick's
+ * fdatasync covers it; no group is started while our fdatasync runs, since its lines would
+ * wait for the next one anyway (and be written with RWF_DSYNC once it is done). */
+static void submit_group(worker_t *w) {
+  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+  if (!sqe) {
+    idm_audit_written(g.audit, w->grp.off, -EIO);
+    for (unsigned k = 0; k < w->grp.n; k++)
+      w->wr[w->grp.idx[k]].busy = false;
+    w->grp.busy = false;
+    return;
+  }
+  io_uring_prep_writev(sqe, idm_audit_fd(g.audit), w->grp.iov + w->grp.iov0,
+                       w->grp.n - w->grp.iov0, w->grp.off);
+  if (w->grp.dsync)
+    sqe->rw_flags = RWF_DSYNC; /* each completed piece is on disk when its CQE comes */
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, WR_SLOTS, 0));
+}
+
+/* threads > 1: one line per write, submitted as soon as it is sealed (as before group
+ * commit). Lines of several threads interleave in the file; a thread holding its line back
+ * while its previous I/O runs would let the other threads write past it, and a crash then
+ * leaves a hole before their lines — which a preallocated log's verifier rejects, and
+ * which costs a restart the lines after it. */
+static void submit_line(worker_t *w, unsigned i) {
   audit_write_t *a = &w->wr[i];
   struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
   if (!sqe) {
@@ -674,6 +833,55 @@ static void submit_write(worker_t *w, unsigned i) {
   io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, i, 0));
 }
 
+static void write_kick(worker_t *w) {
+  bool batch = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH;
+  if (g.nthreads > 1) {
+    while (w->nwq && idm_audit_may_write(g.audit, w->wr[w->wq[0]].end)) {
+      unsigned i = w->wq[0];
+      w->nwq--;
+      memmove(w->wq, w->wq + 1, w->nwq * sizeof w->wq[0]);
+      /* RWF_DSYNC when every byte before the line is synced: write and sync in one. */
+      w->wr[i].dsync = batch && idm_audit_released_upto(g.audit) >= w->wr[i].off;
+      IDM_MET_INC(&w->metrics.audit_writes);
+#if IDM_NET_STAGES
+      w->wr[i].sub_ns = ST_NOW();
+#endif
+      submit_line(w, i);
+    }
+    return;
+  }
+  if (!w->nwq || w->grp.busy)
+    return;
+  if (batch && w->wr[WR_SLOTS - 1].busy)
+    return; /* our fdatasync runs: its completion's turn writes the group */
+  /* With audit_preallocate, a line may be written only once the zeroer is past it
+   * (idm_audit_may_write); the rest waits for a later turn's kick. */
+  if (!idm_audit_may_write(g.audit, w->wr[w->wq[0]].end))
+    return;
+  unsigned n = 1;
+  while (n < w->nwq && w->wr[w->wq[n]].off == w->wr[w->wq[n - 1]].end &&
+         idm_audit_may_write(g.audit, w->wr[w->wq[n]].end))
+    n++;
+  w->grp.busy = true;
+  w->grp.n = n;
+  w->grp.iov0 = 0;
+  w->grp.off = w->wr[w->wq[0]].off;
+  w->grp.end = w->wr[w->wq[n - 1]].end;
+  w->grp.dsync = batch && idm_audit_released_upto(g.audit) >= w->grp.off;
+  for (unsigned k = 0; k < n; k++) {
+    audit_write_t *a = &w->wr[w->wq[k]];
+    w->grp.idx[k] = w->wq[k];
+    w->grp.iov[k] = (struct iovec){.iov_base = (void *)a->rec, .iov_len = a->len};
+  }
+  w->nwq -= n;
+  memmove(w->wq, w->wq + n, w->nwq * sizeof w->wq[0]);
+  IDM_MET_INC(&w->metrics.audit_writes);
+#if IDM_NET_STAGES
+  w->grp.sub_ns = ST_NOW();
+#endif
+  submit_group(w);
+}
+
 static void submit_fsync(worker_t *w, unsigned i) {
   struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
   if (!sqe) {
@@ -682,16 +890,24 @@ static void submit_fsync(worker_t *w, unsigned i) {
     return;
   }
   io_uring_prep_fsync(sqe, idm_audit_fd(g.audit), IORING_FSYNC_DATASYNC);
+  IDM_MET_INC(&w->metrics.audit_syncs);
+#if IDM_NET_STAGES
+  w->wr[i].sub_ns = ST_NOW();
+#endif
   io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_FSYNC, i, 0));
 }
 
-/* Seals the gathered batch and starts its audit write through the ring. */
+/* Seals the gathered batch and queues its audit line (write_kick, at the end of the turn,
+ * writes it with whatever else is queued). */
 static idm_err_t seal_submit(void *ud) {
   worker_t *w = ud;
   if (!idm_batch_pending(w->batch))
     return IDM_ERR_BATCH_EMPTY;
   idm_batch_sealed_t sealed;
   idm_why_t why = {{0}};
+#if IDM_NET_STAGES
+  int64_t st_t0 = ST_NOW();
+#endif
   idm_err_t e = idm_batch_seal(w->batch, &sealed, &why);
   if (e != IDM_ERR_BATCH_BUSY)
     w->ex.signs = 0; /* sealed (on a signing failure too: its entries complete with it) */
@@ -702,39 +918,30 @@ static idm_err_t seal_submit(void *ud) {
   }
   w->last_seal_ns = idm_clock_mono_ns();
   w->last_seal_entries = sealed.entries;
+  IDM_MET_INC(&w->metrics.seals[w->seal_reason]);
+  w->seal_reason = IDM_SEAL_SATURATED; /* the default: a full batch sealed by the exchange */
+#if IDM_NET_STAGES
+  ST_ADD(w, ST_SEAL, w->last_seal_ns - st_t0);
+  if (w->st_first_ns)
+    ST_ADD(w, ST_GATHER, st_t0 - w->st_first_ns);
+  w->st_first_ns = 0;
+#endif
   if (!sealed.record)
     return IDM_OK;
   unsigned i = 0;
   while (i < IDM_BATCH_INFLIGHT_MAX && w->wr[i].busy)
     i++;
-  if (i == IDM_BATCH_INFLIGHT_MAX) { /* cannot happen: one slot per batcher slot */
+  if (i == IDM_BATCH_INFLIGHT_MAX || w->nwq == IDM_BATCH_INFLIGHT_MAX) {
+    /* cannot happen: one slot per batcher slot */
     idm_audit_fail(g.audit, "no audit write slot");
     return IDM_ERR_AUDIT_FAILED;
   }
-  /* fsync batch, and every byte before this line is already synced (no sync pending, no
-   * earlier write of any thread unsynced): one RWF_DSYNC write syncs the line itself, one
-   * trip through io_uring's worker instead of a write, a turn of ours, then an fdatasync.
-   * Otherwise a plain write, and the group fdatasync covers it (sync_kick). */
-  bool dsync = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH &&
-               idm_audit_released_upto(g.audit) >= sealed.offset;
   w->wr[i] = (audit_write_t){.busy = true, .rec = sealed.record, .len = sealed.record_len,
-                             .off = sealed.offset, .end = sealed.offset + sealed.record_len,
-                             .dsync = dsync};
-  if (idm_audit_may_write(g.audit, w->wr[i].end))
-    submit_write(w, i);
-  else
-    w->wr[i].held = true; /* the preallocation zeroer is there: submit_held, next turns */
+                             .off = sealed.offset, .end = sealed.offset + sealed.record_len};
+  w->wq[w->nwq++] = i;
+  if (g.nthreads > 1)
+    write_kick(w); /* a line of several threads' file leaves at once (submit_line) */
   return IDM_OK;
-}
-
-/* Submits the writes seal_submit held back, once the zeroer is past them (audit.h,
- * idm_audit_may_write). */
-static void submit_held(worker_t *w) {
-  for (unsigned i = 0; i < IDM_BATCH_INFLIGHT_MAX; i++)
-    if (w->wr[i].held && idm_audit_may_write(g.audit, w->wr[i].end)) {
-      w->wr[i].held = false;
-      submit_write(w, i);
-    }
 }
 
 /* fsync batch, group commit of the syncs: one fdatasync in flight per thread, covering
@@ -753,21 +960,13 @@ static void sync_kick(worker_t *w) {
   submit_fsync(w, WR_SLOTS - 1);
 }
 
-static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
+/* Completion of a line written alone (submit_line). */
+static void line_done(worker_t *w, struct io_uring_cqe *cqe) {
   unsigned i = idm_ud_slot(cqe->user_data);
-  if (i >= WR_SLOTS)
-    return;
   audit_write_t *a = &w->wr[i];
-  if (idm_ud_op(cqe->user_data) == IDM_OP_FSYNC) {
-    idm_audit_synced(g.audit, a->upto, cqe->res);
-    a->busy = false;
-    if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH && cqe->res >= 0)
-      sync_kick(w); /* what was written while this sync ran */
-    return;
-  }
   int res = cqe->res;
   if (res == -EINTR || res == -EAGAIN) {
-    submit_write(w, i);
+    submit_line(w, i);
     return;
   }
   idm_audit_written(g.audit, a->off, res < 0 ? res : (int64_t)res);
@@ -785,9 +984,10 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
     a->rec += res;
     a->len -= (size_t)res;
     a->off += (uint64_t)res;
-    submit_write(w, i);
+    submit_line(w, i);
     return;
   }
+  ST_ADD(w, ST_WRITE, w->now_ns - a->sub_ns);
   a->busy = false;
   if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
     if (a->dsync) { /* everything before the line was synced when it was submitted */
@@ -796,6 +996,67 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
         w->sync_upto = a->end;
     }
     sync_kick(w); /* plain writes of ours completed meanwhile */
+  }
+}
+
+static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
+  unsigned i = idm_ud_slot(cqe->user_data);
+  if (idm_ud_op(cqe->user_data) == IDM_OP_FSYNC) {
+    if (i >= WR_SLOTS)
+      return;
+    audit_write_t *a = &w->wr[i];
+    ST_ADD(w, ST_SYNC, w->now_ns - a->sub_ns);
+    idm_audit_synced(g.audit, a->upto, cqe->res);
+    a->busy = false;
+    if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH && cqe->res >= 0)
+      sync_kick(w); /* what was written while this sync ran */
+    return;
+  }
+  if (i < IDM_BATCH_INFLIGHT_MAX && w->wr[i].busy) {
+    line_done(w, cqe);
+    return;
+  }
+  if (i != WR_SLOTS || !w->grp.busy)
+    return;
+  int res = cqe->res;
+  if (res == -EINTR || res == -EAGAIN) {
+    submit_group(w);
+    return;
+  }
+  idm_audit_written(g.audit, w->grp.off, res < 0 ? res : (int64_t)res);
+  if (res <= 0) {
+    if (res == 0)
+      idm_audit_fail(g.audit, "audit write wrote nothing (disk full?)");
+    char e[96];
+    snprintf(e, sizeof e, "%s", res < 0 ? strerror(-res) : "no progress");
+    idm_log("error", "audit_write_failed", "error", e, "msg", "issuance stopped (fail closed)",
+            NULL);
+    for (unsigned k = 0; k < w->grp.n; k++)
+      w->wr[w->grp.idx[k]].busy = false;
+    w->grp.busy = false;
+    return;
+  }
+  w->grp.off += (uint64_t)res;
+  if (w->grp.off < w->grp.end) { /* short write: the rest, at its offset */
+    size_t left = (size_t)res;
+    while (left >= w->grp.iov[w->grp.iov0].iov_len) /* ends before grp.end: in range */
+      left -= w->grp.iov[w->grp.iov0++].iov_len;
+    w->grp.iov[w->grp.iov0].iov_base = (char *)w->grp.iov[w->grp.iov0].iov_base + left;
+    w->grp.iov[w->grp.iov0].iov_len -= left;
+    submit_group(w);
+    return;
+  }
+  ST_ADD(w, ST_WRITE, w->now_ns - w->grp.sub_ns);
+  for (unsigned k = 0; k < w->grp.n; k++)
+    w->wr[w->grp.idx[k]].busy = false;
+  w->grp.busy = false;
+  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
+    if (w->grp.dsync) { /* everything before the group was synced when it was submitted */
+      idm_audit_synced(g.audit, w->grp.end, 0);
+      if (w->grp.end > w->sync_upto)
+        w->sync_upto = w->grp.end;
+    }
+    sync_kick(w); /* a plain group, or other threads' lines written meanwhile */
   }
 }
 
@@ -913,26 +1174,34 @@ static void conn_process(worker_t *w, conn_t *c) {
 
 /* ---- output ---------------------------------------------------------------------- */
 
-static void conn_flush(worker_t *w, conn_t *c) {
+/* Starts the send of what the connection has to say. False only when the connection is
+ * open, idle and has nothing to send; true when it sent, or cannot now (closed, or a send
+ * in flight: its completion flushes again). */
+static bool conn_send(worker_t *w, conn_t *c) {
   if (c->state != C_OPEN || c->send_busy)
-    return;
+    return true;
   if (c->h2 && c->out_len < IDM_NET_CONN_OUT_BYTES)
     c->out_len += (uint32_t)idm_h2_send(c->h2, c->out + c->out_len,
                                         IDM_NET_CONN_OUT_BYTES - c->out_len);
-  if (c->out_len) {
-    struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
-    if (!sqe) {
-      conn_close(w, c);
-      return;
-    }
-    io_uring_prep_send(sqe, c->fd, c->out, c->out_len, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_SEND, c->slot, c->gen));
-    c->send_busy = true;
-    c->ops++;
-    IDM_MET_INC(&w->metrics.sends);
-    IDM_MET_ADD(&w->metrics.send_bytes, c->out_len);
-    return;
+  if (!c->out_len)
+    return false;
+  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+  if (!sqe) {
+    conn_close(w, c);
+    return true;
   }
+  io_uring_prep_send(sqe, c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_SEND, c->slot, c->gen));
+  c->send_busy = true;
+  c->ops++;
+  IDM_MET_INC(&w->metrics.sends);
+  IDM_MET_ADD(&w->metrics.send_bytes, c->out_len);
+  return true;
+}
+
+static void conn_flush(worker_t *w, conn_t *c) {
+  if (conn_send(w, c))
+    return;
   if (c->want_close || (c->h2 && idm_h2_done(c->h2)) || (c->peer_eof && c->proto != P_H2))
     conn_close(w, c);
 }
@@ -1001,6 +1270,10 @@ static void on_recv(worker_t *w, struct io_uring_cqe *cqe) {
   int res = cqe->res;
   if (res > 0) {
     c->active_ns = w->now_ns;
+#if IDM_NET_STAGES
+    if (c->in_off == c->in_len && !c->nparked)
+      c->rx_ns = w->now_ns;
+#endif
     if (has_buf) {
       size_t free_tail = IDM_NET_CONN_IN_BYTES - c->in_len;
       if ((size_t)res > free_tail && c->in_off) {
@@ -1155,8 +1428,11 @@ static void refresh_snapshot(worker_t *w) {
   idm_snapshot_t *s = atomic_load_explicit(&g.snap, memory_order_acquire);
   /* A lingering batch (seal_due) was gathered under the old snapshot and key: seal it
    * first; if it cannot be sealed yet (every slot busy), move next turn. */
-  if (s != w->snap && w->batch && idm_batch_pending(w->batch) && seal_submit(w) != IDM_OK)
-    return;
+  if (s != w->snap && w->batch && idm_batch_pending(w->batch)) {
+    w->seal_reason = IDM_SEAL_OTHER;
+    if (seal_submit(w) != IDM_OK)
+      return;
+  }
   if (s != w->snap) {
     w->snap = s;
     w->router.snap = s;
@@ -1174,6 +1450,8 @@ static void *worker_main(void *arg) {
   w->now_ns = idm_clock_mono_ns();
   w->next_tick_ns = w->now_ns + IDM_NET_TICK_MS * 1000000LL;
   w->turn_scale = 1;
+  w->util_t0 = w->now_ns;
+  w->seal_reason = IDM_SEAL_SATURATED;
   arm_accept(w);
   for (;;) {
     refresh_snapshot(w);
@@ -1187,7 +1465,8 @@ static void *worker_main(void *arg) {
     bool inflight = w->batch && idm_batch_inflight(w->batch);
     struct __kernel_timespec ts = {0, inflight ? 1000000LL : IDM_NET_TICK_MS * 1000000LL};
     if (w->batch && idm_batch_pending(w->batch)) { /* a lingering batch: wake to seal it */
-      int64_t left = w->last_seal_ns + IDM_NET_SEAL_GAP_US * 1000LL - idm_clock_mono_ns();
+      int64_t gap = audit_idle(w) ? seal_gap_idle_ns(w) : IDM_NET_SEAL_GAP_US * 1000LL;
+      int64_t left = w->last_seal_ns + gap - idm_clock_mono_ns();
       ts.tv_nsec = left < 1000 ? 1000 : left < ts.tv_nsec ? left : ts.tv_nsec;
     }
     struct io_uring_cqe *cqe = NULL;
@@ -1203,7 +1482,9 @@ static void *worker_main(void *arg) {
       }
       w->ncarry = 0;
     } else {
+      int64_t t_wait = idm_clock_mono_ns();
       rc = io_uring_submit_and_wait_timeout(&w->ring.ring, &cqe, 1, &ts, NULL);
+      w->idle_ns += idm_clock_mono_ns() - t_wait;
     }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
       char e[64];
@@ -1212,6 +1493,13 @@ static void *worker_main(void *arg) {
       break;
     }
     w->now_ns = idm_clock_mono_ns();
+    if (w->now_ns - w->util_t0 >= IDM_NET_UTIL_WINDOW_US * 1000LL) {
+      int64_t win = w->now_ns - w->util_t0;
+      int64_t busy = win > w->idle_ns ? win - w->idle_ns : 0;
+      w->util_pm = (w->util_pm + (uint32_t)(busy * 1000 / win)) / 2;
+      w->util_t0 = w->now_ns;
+      w->idle_ns = 0;
+    }
     refresh_date(w);
     w->router.overloaded = false;
     unsigned head, seen = 0;
@@ -1221,13 +1509,24 @@ static void *worker_main(void *arg) {
       case IDM_OP_RECV: on_recv(w, cqe); break;
       case IDM_OP_SEND: on_send(w, cqe); break;
       case IDM_OP_WRITE:
-      case IDM_OP_FSYNC: on_audit_cqe(w, cqe); break;
+      case IDM_OP_FSYNC: on_audit_cqe(w, cqe); w->audit_cqes++; break;
       default: break;
       }
       if (++seen >= IDM_NET_CQES_PER_TURN)
         break;
     }
     io_uring_cq_advance(&w->ring.ring, seen);
+    /* An audit write or sync completed: release its answers and send them now, before this
+     * turn reads and seals anything (a turn's work, a jwt batch's signatures above all,
+     * would otherwise hold them back). Only the connections on_done made dirty are sent
+     * here; the end of the turn flushes (and closes) the rest as usual. */
+    if (w->batch && w->audit_cqes) {
+      uint32_t from = w->ndirty;
+      if (idm_batch_complete(w->batch, on_done, w))
+        for (uint32_t i = from; i < w->ndirty; i++)
+          conn_send(w, &w->conns[w->dirty[i]]);
+    }
+    w->audit_cqes = 0;
     /* Parse and answer. A connection may re-enter the list (send completion): bounded by
      * the list's capacity, one entry per connection at a time. */
     uint32_t requests_before = (uint32_t)__atomic_load_n(&w->metrics.lat_count, __ATOMIC_RELAXED);
@@ -1251,13 +1550,14 @@ static void *worker_main(void *arg) {
       idm_batch_complete(w->batch, on_done, w); /* frees slots a refused seal may need */
       if (idm_batch_pending(w->batch) && seal_due(w))
         seal_submit(w);
-      submit_held(w);
       uint64_t upto;
       if (g.audit && idm_audit_fsync_due(g.audit, w->now_ns, &upto) && !w->wr[WR_SLOTS - 1].busy) {
         w->wr[WR_SLOTS - 1] = (audit_write_t){.busy = true, .upto = upto};
         submit_fsync(w, WR_SLOTS - 1);
       }
       idm_batch_complete(w->batch, on_done, w);
+      if (g.audit)
+        write_kick(w);
     }
     for (uint32_t i = 0; i < w->ndirty; i++) {
       conn_t *c = &w->conns[w->dirty[i]];
@@ -1265,6 +1565,10 @@ static void *worker_main(void *arg) {
       conn_flush(w, c);
     }
     w->ndirty = 0;
+#if IDM_NET_STAGES
+    if (seen || requests_before != (uint32_t)__atomic_load_n(&w->metrics.lat_count, __ATOMIC_RELAXED))
+      ST_ADD(w, ST_TURN, ST_NOW() - w->now_ns);
+#endif
     /* Saturated (work carried to the next turn): a larger budget next turn; else back to
      * the latency-bounding one. */
     if (w->ncarry)
@@ -1284,6 +1588,24 @@ static void *worker_main(void *arg) {
     }
   }
   atomic_store(&w->seen_gen, UINT64_MAX);
+#if IDM_NET_STAGES
+  char line[IDM_LOG_LINE_MAX - 256], *o = line;
+  for (unsigned st = 0; st < ST_N; st++) {
+    double pv[5] = {0};
+    static const double pq[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
+    uint64_t acc = 0;
+    unsigned k = 0;
+    for (unsigned i = 0; i < ST_BUCKETS && k < 5; i++) {
+      acc += w->st.b[st][i];
+      while (k < 5 && w->st.n[st] && acc >= (uint64_t)(pq[k] * (double)w->st.n[st]))
+        pv[k++] = st_upper_us(i);
+    }
+    o += snprintf(o, (size_t)(line + sizeof line - o), "%s%s n=%llu p50=%.0f p90=%.0f p99=%.0f p99.9=%.0f max=%.0f us",
+                  st ? "; " : "", ST_NAME[st], (unsigned long long)w->st.n[st], pv[0], pv[1],
+                  pv[2], pv[3], pv[4]);
+  }
+  idm_log("info", "net_stages", "msg", line, NULL);
+#endif
   return NULL;
 }
 
