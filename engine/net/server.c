@@ -960,6 +960,17 @@ static void sync_kick(worker_t *w) {
   submit_fsync(w, WR_SLOTS - 1);
 }
 
+/* An audit write failed (res < 0) or made no progress (res == 0): the log is failed closed
+ * (idm_audit_written has already recorded a negative res) and the failure logged. */
+static void audit_write_failed(int res) {
+  if (res == 0)
+    idm_audit_fail(g.audit, "audit write wrote nothing (disk full?)");
+  char e[96];
+  snprintf(e, sizeof e, "%s", res < 0 ? strerror(-res) : "no progress");
+  idm_log("error", "audit_write_failed", "error", e, "msg", "issuance stopped (fail closed)",
+          NULL);
+}
+
 /* Completion of a line written alone (submit_line). */
 static void line_done(worker_t *w, struct io_uring_cqe *cqe) {
   unsigned i = idm_ud_slot(cqe->user_data);
@@ -971,12 +982,7 @@ static void line_done(worker_t *w, struct io_uring_cqe *cqe) {
   }
   idm_audit_written(g.audit, a->off, res < 0 ? res : (int64_t)res);
   if (res <= 0) {
-    if (res == 0)
-      idm_audit_fail(g.audit, "audit write wrote nothing (disk full?)");
-    char e[96];
-    snprintf(e, sizeof e, "%s", res < 0 ? strerror(-res) : "no progress");
-    idm_log("error", "audit_write_failed", "error", e, "msg", "issuance stopped (fail closed)",
-            NULL);
+    audit_write_failed(res);
     a->busy = false;
     return;
   }
@@ -1025,12 +1031,7 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
   }
   idm_audit_written(g.audit, w->grp.off, res < 0 ? res : (int64_t)res);
   if (res <= 0) {
-    if (res == 0)
-      idm_audit_fail(g.audit, "audit write wrote nothing (disk full?)");
-    char e[96];
-    snprintf(e, sizeof e, "%s", res < 0 ? strerror(-res) : "no progress");
-    idm_log("error", "audit_write_failed", "error", e, "msg", "issuance stopped (fail closed)",
-            NULL);
+    audit_write_failed(res);
     for (unsigned k = 0; k < w->grp.n; k++)
       w->wr[w->grp.idx[k]].busy = false;
     w->grp.busy = false;
