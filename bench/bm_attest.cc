@@ -323,6 +323,19 @@ std::vector<uint32_t> draw(const Million &m, size_t working_set) {
   return idx;
 }
 
+// One lookup that must be served from the cache; false (and the benchmark skipped) if not.
+static bool cached_hit(benchmark::State &st, Env &e, Million &m, const char *trust, const char *d,
+                       idm_clock_t *clk, idm_identity_t *id, idm_why_t *why) {
+  idm_err_t err = idm_attest_verify(e.a, m.c, &e.arena, IDM_DOC_JWT, trust, d, m.doc_len, clk, id,
+                                    why);
+  if (err || !id->cached) {
+    st.SkipWithError(err ? why->text : "served by a full verification, not the cache");
+    return false;
+  }
+  benchmark::DoNotOptimize(*id);
+  return true;
+}
+
 void BM_attest_cache_hit_1M(benchmark::State &st, bool spiffe, size_t working_set) {
   Env &e = env();
   Million &m = million(spiffe);
@@ -334,14 +347,8 @@ void BM_attest_cache_hit_1M(benchmark::State &st, bool spiffe, size_t working_se
   std::vector<uint32_t> idx = draw(m, working_set);
   size_t k = 0;
   for (auto _ : st) {
-    const char *d = m.doc(idx[k++ & 0xffff]);
-    idm_err_t err = idm_attest_verify(e.a, m.c, &e.arena, IDM_DOC_JWT, trust, d, m.doc_len, &clk,
-                                      &id, &why);
-    if (err || !id.cached) {
-      st.SkipWithError(err ? why.text : "served by a full verification, not the cache");
+    if (!cached_hit(st, e, m, trust, m.doc(idx[k++ & 0xffff]), &clk, &id, &why))
       break;
-    }
-    benchmark::DoNotOptimize(id);
   }
   set_counters(st, m);
 }
@@ -388,14 +395,8 @@ void BM_attest_cache_hit_1M_hotdoc(benchmark::State &st, bool spiffe, size_t ahe
     } else {
       make_doc(at(k), m.doc_len, idx[k & 0xffff]);
     }
-    const char *d = at(k++);
-    idm_err_t err = idm_attest_verify(e.a, m.c, &e.arena, IDM_DOC_JWT, trust, d, m.doc_len, &clk,
-                                      &id, &why);
-    if (err || !id.cached) {
-      st.SkipWithError(err ? why.text : "served by a full verification, not the cache");
+    if (!cached_hit(st, e, m, trust, at(k++), &clk, &id, &why))
       break;
-    }
-    benchmark::DoNotOptimize(id);
   }
   set_counters(st, m);
 }
