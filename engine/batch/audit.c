@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch/btoken.h"
@@ -221,9 +222,24 @@ static int write_all(int fd, const uint8_t *b, size_t n, uint64_t off) {
 
 static void fail_locked(idm_audit_log_t *log, const char *reason);
 
+/* Fault injection for tests only: IDMINT_FAULT_ZERO_DELAY_MS (0..10000) makes the zeroer
+ * sleep that long before each chunk, so that the log's end runs into the range being
+ * zeroed and the writers' hold path (idm_audit_may_write false) is exercised end to end
+ * (tests/batch/prealloc_hold_test.sh). It can only slow issuance down, never change what
+ * is written. */
+static unsigned zero_delay_ms(void) {
+  const char *v = getenv("IDMINT_FAULT_ZERO_DELAY_MS");
+  if (!v || !*v)
+    return 0;
+  char *end;
+  unsigned long n = strtoul(v, &end, 10);
+  return *end || n > 10000 ? 0 : (unsigned)n;
+}
+
 static void *zeroer_main(void *arg) {
   idm_audit_log_t *log = arg;
   size_t chunk = log->opts.zero_chunk;
+  unsigned delay_ms = zero_delay_ms();
   pthread_mutex_lock(&log->mu);
   while (!log->zstop && !atomic_load(&log->failed)) {
     if (log->zeroed >= log->end + log->opts.preallocate) {
@@ -234,6 +250,10 @@ static void *zeroer_main(void *arg) {
     uint64_t z = log->zeroed > log->end ? log->zeroed : log->end;
     atomic_store_explicit(&log->zero_lo, z, memory_order_relaxed); /* under mu */
     pthread_mutex_unlock(&log->mu);
+    if (delay_ms) {
+      struct timespec d = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+      nanosleep(&d, NULL);
+    }
     int e = write_all(log->fd, log->zbuf, chunk, z);
     pthread_mutex_lock(&log->mu);
     atomic_store_explicit(&log->zero_lo, UINT64_MAX, memory_order_release);

@@ -154,8 +154,13 @@ idm_err_t idm_metrics_render(char *buf, size_t cap, size_t *len, idm_metrics_t *
           "# TYPE idmint_audit_writes_total counter\n"
           "idmint_audit_writes_total %llu\n"
           "# TYPE idmint_audit_syncs_total counter\n"
-          "idmint_audit_syncs_total %llu\n",
-      (unsigned long long)SUM(audit_writes), (unsigned long long)SUM(audit_syncs));
+          "idmint_audit_syncs_total %llu\n"
+          "# HELP idmint_audit_prealloc_waits_total Times an audit write was held because "
+          "preallocation had not zeroed its range yet (if it grows, raise audit_preallocate)\n"
+          "# TYPE idmint_audit_prealloc_waits_total counter\n"
+          "idmint_audit_prealloc_waits_total %llu\n",
+      (unsigned long long)SUM(audit_writes), (unsigned long long)SUM(audit_syncs),
+      (unsigned long long)SUM(audit_prealloc_waits));
   put(&o, "# HELP idmint_batch_seals_total Batches sealed, by what decided the seal.\n"
           "# TYPE idmint_batch_seals_total counter\n"
           "idmint_batch_seals_total{reason=\"saturated\"} %llu\n"

@@ -59,6 +59,7 @@ typedef struct idm_metrics {
   uint64_t parse_errors, timeouts, overloaded;
   uint64_t sends, send_bytes;   /* coalescing: responses per send = lat_count / sends */
   uint64_t audit_writes, audit_syncs; /* audit group commit: lines per write, per sync */
+  uint64_t audit_prealloc_waits; /* a write found preallocation not past it yet */
   uint64_t seals[IDM_SEAL__COUNT];
 } idm_metrics_t;
 

@@ -836,6 +836,8 @@ static void submit_line(worker_t *w, unsigned i) {
 static void write_kick(worker_t *w) {
   bool batch = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH;
   if (g.nthreads > 1) {
+    if (w->nwq && !idm_audit_may_write(g.audit, w->wr[w->wq[0]].end))
+      IDM_MET_INC(&w->metrics.audit_prealloc_waits);
     while (w->nwq && idm_audit_may_write(g.audit, w->wr[w->wq[0]].end)) {
       unsigned i = w->wq[0];
       w->nwq--;
@@ -856,8 +858,10 @@ static void write_kick(worker_t *w) {
     return; /* our fdatasync runs: its completion's turn writes the group */
   /* With audit_preallocate, a line may be written only once the zeroer is past it
    * (idm_audit_may_write); the rest waits for a later turn's kick. */
-  if (!idm_audit_may_write(g.audit, w->wr[w->wq[0]].end))
+  if (!idm_audit_may_write(g.audit, w->wr[w->wq[0]].end)) {
+    IDM_MET_INC(&w->metrics.audit_prealloc_waits);
     return;
+  }
   unsigned n = 1;
   while (n < w->nwq && w->wr[w->wq[n]].off == w->wr[w->wq[n - 1]].end &&
          idm_audit_may_write(g.audit, w->wr[w->wq[n]].end))
