@@ -94,7 +94,10 @@ static void *h2_malloc(size_t n, void *ud) {
   idm_h2_t *h = ud;
   if (n == 0)
     n = 1;
-  if (h->mem + n > h->lim.mem_max)
+  /* The budget counts the block really taken (its power-of-two class), not the bytes
+   * asked: counting the request let a connection hold up to twice its mem_max. */
+  size_t take = idm_pool_size_for(n);
+  if (!take || h->mem + take > h->lim.mem_max)
     return NULL;
   void *p = idm_pool_alloc(h->pool, n);
   if (p)

@@ -73,6 +73,11 @@ void idm_pool_free(idm_pool_t *p, void *ptr) {
   p->free_list[c] = b;
 }
 
+size_t idm_pool_size_for(size_t n) {
+  int c = class_of(n ? n : 1);
+  return c < 0 ? 0 : ((size_t)1 << (IDM_POOL_MIN_SHIFT + c)) - HDR;
+}
+
 size_t idm_pool_block_size(const void *ptr) {
   const uint8_t *b = (const uint8_t *)ptr - HDR;
   return ((size_t)1 << (IDM_POOL_MIN_SHIFT + *(const uint32_t *)b)) - HDR;

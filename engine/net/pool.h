@@ -47,6 +47,9 @@ void idm_pool_free(idm_pool_t *p, void *ptr);
 void *idm_pool_realloc(idm_pool_t *p, void *ptr, size_t n);
 /* Usable bytes of a live block (>= what was asked). */
 size_t idm_pool_block_size(const void *ptr);
+/* Usable bytes of the block idm_pool_alloc(n) would return; 0 when n is over the largest
+ * class. For budgets that must hold what is really taken, not what is asked. */
+size_t idm_pool_size_for(size_t n);
 
 #ifdef __cplusplus
 }
