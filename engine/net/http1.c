@@ -236,9 +236,13 @@ static idm_err_t chunked(const uint8_t *in, size_t len, bool copy, uint8_t *out,
     if (n > IDM_H1_CHUNKS_MAX)
       return idm_fail(why, IDM_ERR_HTTP_PARSE, "more than %d chunks", IDM_H1_CHUNKS_MAX);
     size_t ll = 0, adv = line_end(in + off, len - off, &ll);
+    /* One limit whether or not the line has ended yet: a line that would be refused once
+     * complete is refused as soon as it is too long, and a prefix of an accepted line is
+     * only ever incomplete (a pending '\r' is not part of the line). */
+    if (adv ? ll > IDM_H1_CHUNK_LINE_MAX : len - off > IDM_H1_CHUNK_LINE_MAX + 1)
+      return idm_fail(why, IDM_ERR_HTTP_PARSE, "chunk header line exceeds %d bytes",
+                      IDM_H1_CHUNK_LINE_MAX);
     if (!adv) {
-      if (len - off > 1024)
-        return idm_fail(why, IDM_ERR_HTTP_PARSE, "chunk header line too long");
       *need = len + 1;
       return IDM_ERR_HTTP_INCOMPLETE;
     }

@@ -49,6 +49,8 @@ typedef struct idm_h1_limits {
 
 /* Chunks in one chunked body; more is 400 (bounds re-parsing of a slow chunked body). */
 #define IDM_H1_CHUNKS_MAX 256
+/* Longest chunk-size line (size and extensions, without its CRLF). */
+#define IDM_H1_CHUNK_LINE_MAX 1024
 
 typedef struct idm_h1_req {
   const char *method; uint32_t method_len;

@@ -172,3 +172,33 @@ Test(http1, header_values_trimmed_and_case_insensitive) {
   cr_assert(idm_h1_eq("Content-Type", 12, "content-type"));
   cr_assert(!idm_h1_eq("Content-Typ", 11, "content-type"));
 }
+
+/* A chunk-size line at the limit is accepted and each of its prefixes is incomplete; one
+ * byte longer is refused whether or not the line has ended. Before, an unfinished line was
+ * refused past 1024 bytes while a finished one of any length was accepted (found by
+ * fuzz/http1; corpus file chunk_line_limit). */
+Test(http1, chunk_line_limit_same_complete_or_not) {
+  static char s[8192];
+  for (int over = 0; over <= 1; over++) {
+    size_t k = (size_t)snprintf(s, sizeof s, "POST /a HTTP/1.1\r\nHost: x\r\n"
+                                "Transfer-Encoding: chunked\r\n\r\n3;");
+    size_t ext = IDM_H1_CHUNK_LINE_MAX - 2 + (size_t)over; /* "3;" + ext == the line */
+    memset(s + k, 'x', ext);
+    k += ext;
+    k += (size_t)snprintf(s + k, sizeof s - k, "\r\nabc\r\n0\r\n\r\n");
+    idm_why_t why = {{0}};
+    idm_err_t e = idm_h1_parse(&R, body, sizeof body, (const uint8_t *)s, k, &lim, &why);
+    if (over) {
+      cr_assert_eq(e, IDM_ERR_HTTP_PARSE);
+      cr_assert(strstr(why.text, "chunk header line exceeds"), "%s", why.text);
+      continue;
+    }
+    cr_assert_eq(e, IDM_OK, "%s", why.text);
+    cr_assert_eq(R.body_len, 3);
+    for (size_t cut = k - 1; cut > 0; cut--) {
+      idm_why_t w = {{0}};
+      cr_assert_eq(idm_h1_parse(&R, body, sizeof body, (const uint8_t *)s, cut, &lim, &w),
+                   IDM_ERR_HTTP_INCOMPLETE, "prefix %zu of %zu: %s", cut, k, w.text);
+    }
+  }
+}
