@@ -78,6 +78,14 @@ static inline void idm_jcat_raw(idm_jcat_t *w, const char *s, size_t n) {
   w->p += n;
 }
 #define IDM_JCAT_LIT(w, lit) idm_jcat_raw((w), (lit), sizeof(lit) - 1)
+/* Ends a write into buf (the one given to idm_jcat_init): IDM_ERR_NOSPACE if it overflowed,
+ * else IDM_OK with *len the bytes written. */
+static inline idm_err_t idm_jcat_finish(const idm_jcat_t *w, const char *buf, size_t *len) {
+  if (w->over)
+    return IDM_ERR_NOSPACE;
+  *len = (size_t)(w->p - buf);
+  return IDM_OK;
+}
 /* "s" with s escaped; NULL writes "". */
 void idm_jcat_str(idm_jcat_t *w, const char *s, size_t n);
 void idm_jcat_uint(idm_jcat_t *w, uint64_t v);

@@ -113,10 +113,7 @@ idm_err_t idm_jwt_claims_fixed(char *out, size_t cap, size_t *len, const idm_cla
   IDM_JCAT_LIT(&w, ",\"exp\":");
   idm_jcat_int(&w, c->exp);
   IDM_JCAT_LIT(&w, ",");
-  if (w.over)
-    return IDM_ERR_NOSPACE;
-  *len = (size_t)(w.p - out);
-  return IDM_OK;
+  return idm_jcat_finish(&w, out, len);
 }
 
 idm_err_t idm_jwt_claims_varying(char *out, size_t cap, size_t *len, const idm_claims_t *c) {
@@ -125,10 +122,7 @@ idm_err_t idm_jwt_claims_varying(char *out, size_t cap, size_t *len, const idm_c
   IDM_JCAT_LIT(&w, "\"jti\":");
   idm_jcat_str(&w, c->jti, idm_claims_strlen(c->jti, 0));
   IDM_JCAT_LIT(&w, "}");
-  if (w.over)
-    return IDM_ERR_NOSPACE;
-  *len = (size_t)(w.p - out);
-  return IDM_OK;
+  return idm_jcat_finish(&w, out, len);
 }
 
 idm_err_t idm_jwt_header(char *out, size_t cap, size_t *len, const char *alg_name,
@@ -140,10 +134,7 @@ idm_err_t idm_jwt_header(char *out, size_t cap, size_t *len, const char *alg_nam
   IDM_JCAT_LIT(&w, ",\"typ\":\"JWT\",\"kid\":");
   idm_jcat_str(&w, kid, idm_claims_strlen(kid, 0));
   IDM_JCAT_LIT(&w, "}");
-  if (w.over)
-    return IDM_ERR_NOSPACE;
-  *len = (size_t)(w.p - out);
-  return IDM_OK;
+  return idm_jcat_finish(&w, out, len);
 }
 
 idm_err_t idm_jwt_signing_input(char *out, size_t cap, size_t *len, const char *alg_name,
