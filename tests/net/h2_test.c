@@ -55,17 +55,21 @@ static int c_on_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud) {
   return 0;
 }
 
-static void client_init(client_t *c) {
+/* A client session whose DATA goes to on_data, opening with SETTINGS iv[0..niv). */
+static void client_init_with(client_t *c, nghttp2_on_data_chunk_recv_callback on_data,
+                             const nghttp2_settings_entry *iv, size_t niv) {
   memset(c, 0, sizeof *c);
   nghttp2_session_callbacks *cb;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_header_callback(cb, c_on_header);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, c_on_data);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, c_on_close);
   nghttp2_session_client_new(&c->s, cb, c);
   nghttp2_session_callbacks_del(cb);
-  nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, NULL, 0);
+  nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, niv);
 }
+
+static void client_init(client_t *c) { client_init_with(c, c_on_data, NULL, 0); }
 
 /* Moves bytes both ways until both sides are quiet. */
 static idm_err_t pump(client_t *c, idm_h2_t *h) {
@@ -277,17 +281,9 @@ static void big_exchange(size_t out_cap) {
   memset(big_got, 0, sizeof big_got);
   big_bad = false;
   client_t c;
-  memset(&c, 0, sizeof c);
-  nghttp2_session_callbacks *cb;
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_on_header_callback(cb, c_on_header);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, big_on_data);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cb, c_on_close);
-  nghttp2_session_client_new(&c.s, cb, &c);
-  nghttp2_session_callbacks_del(cb);
   /* Windows large enough for the whole body, so only our output buffer limits it. */
   nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
-  nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, iv, 1);
+  client_init_with(&c, big_on_data, iv, 1);
   nghttp2_session_set_local_window_size(c.s, NGHTTP2_FLAG_NONE, 0, 1 << 22);
   static const idm_h2_limits_t lim = {16, 2048, 1024, 1 << 20};
   uint8_t peer[16] = {127, 0, 0, 1};
@@ -366,15 +362,7 @@ Test(h2, echo_bodies_inline_and_spilled, .init = setup, .fini = teardown) {
   memset(echo_got, 0, sizeof echo_got);
   echo_bad = false;
   client_t c;
-  memset(&c, 0, sizeof c);
-  nghttp2_session_callbacks *cb;
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_on_header_callback(cb, c_on_header);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, echo_on_data);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cb, c_on_close);
-  nghttp2_session_client_new(&c.s, cb, &c);
-  nghttp2_session_callbacks_del(cb);
-  nghttp2_submit_settings(c.s, NGHTTP2_FLAG_NONE, NULL, 0);
+  client_init_with(&c, echo_on_data, NULL, 0);
   static const idm_h2_limits_t lim = {16, 2048, 8192, 1 << 20};
   uint8_t peer[16] = {127, 0, 0, 1};
   idm_why_t why = {{0}};
