@@ -14,30 +14,12 @@ source "$SRC_DIR/tests/net/lib.sh"
 
 setup_env "audit_preallocate 1"
 LIMIT_KIB=1100
-( ulimit -f "$LIMIT_KIB"; exec "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/server.err" ) &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-  curl -sf "$BASE/healthz" >/dev/null 2>&1 && break
-  kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited at start: $(cat "$T/server.err")"
-  sleep 0.05
-done
+start_server_fsize "$LIMIT_KIB"
 sleep 0.3 # the first mebibyte of zeros
 curl -sf "$BASE/readyz" | grep -qx ready || fail "/readyz is not ready at start"
 ok "server up with a 1 MiB preallocated log under a ${LIMIT_KIB} KiB file-size limit"
 
-: > "$T/issued"
-got503=""
-for i in $(seq 1 200); do
-  r=$(exchange "$T/payments.jwt" payments-db)
-  code=${r%% *}
-  case "$code" in
-  200) sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' <<< "${r#* }" >> "$T/issued" ;;
-  503) grep -q '"error":"temporarily_unavailable"' <<< "$r" || fail "503 without the documented error: $r"
-       got503=$i; break ;;
-  *) fail "request $i: unexpected answer $r" ;;
-  esac
-  sleep 0.01
-done
+exchange_until_503 0.01
 [ -n "$got503" ] || fail "200 requests and the preallocation never failed (limit not applied?)"
 n_issued=$(wc -l < "$T/issued")
 ok "issuance stopped with 503 after $n_issued credentials"

@@ -12,29 +12,12 @@ source "$SRC_DIR/tests/net/lib.sh"
 
 setup_env "fsync batch"
 LIMIT_KIB=16
-( ulimit -f "$LIMIT_KIB"; exec "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/server.err" ) &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-  curl -sf "$BASE/healthz" >/dev/null 2>&1 && break
-  kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited at start: $(cat "$T/server.err")"
-  sleep 0.05
-done
+start_server_fsize "$LIMIT_KIB"
 curl -sf "$BASE/readyz" | grep -qx ready || fail "/readyz is not ready at start"
 ok "server up under a ${LIMIT_KIB} KiB file-size limit"
 
 # Exchange until the log is full; every answer is either a credential or a 503.
-: > "$T/issued"
-got503=""
-for i in $(seq 1 200); do
-  r=$(exchange "$T/payments.jwt" payments-db)
-  code=${r%% *}
-  case "$code" in
-  200) sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' <<< "${r#* }" >> "$T/issued" ;;
-  503) grep -q '"error":"temporarily_unavailable"' <<< "$r" || fail "503 without the documented error: $r"
-       got503=$i; break ;;
-  *) fail "request $i: unexpected answer $r" ;;
-  esac
-done
+exchange_until_503
 [ -n "$got503" ] || fail "200 requests and the audit log never failed (limit not applied?)"
 n_issued=$(wc -l < "$T/issued")
 [ "$n_issued" -ge 1 ] || fail "no credential was issued before the log filled"

@@ -102,15 +102,47 @@ CONF
 }
 
 # start_server [serve flags...]: starts and waits until /healthz answers.
-start_server() {
-  "$IDMINT" serve --config "$T/idmint.conf" "$@" 2> "$T/server.err" &
-  SERVER_PID=$!
+# Waits until the server in SERVER_PID answers /healthz; fails if it exits first.
+wait_server() {
   for _ in $(seq 1 100); do
     curl -sf "$BASE/healthz" >/dev/null 2>&1 && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited at start: $(cat "$T/server.err")"
     sleep 0.05
   done
   fail "server did not start"
+}
+
+start_server() {
+  "$IDMINT" serve --config "$T/idmint.conf" "$@" 2> "$T/server.err" &
+  SERVER_PID=$!
+  wait_server
+}
+
+# start_server_fsize KIB: the server under a file-size limit (ulimit -f KIB), so that an
+# audit write past it fails with EFBIG as on a full disk.
+start_server_fsize() {
+  ( ulimit -f "$1"; exec "$IDMINT" serve --config "$T/idmint.conf" 2> "$T/server.err" ) &
+  SERVER_PID=$!
+  wait_server
+}
+
+# exchange_until_503 [PAUSE]: payments-db exchanges (at most 200, PAUSE seconds apart) until
+# the first answer that is not 200, which must be 503 temporarily_unavailable. The tokens
+# received are appended to $T/issued; got503 is the 503's request number ("" if none came).
+exchange_until_503() {
+  : > "$T/issued"
+  got503=""
+  local i r
+  for i in $(seq 1 200); do
+    r=$(exchange "$T/payments.jwt" payments-db)
+    case "${r%% *}" in
+    200) sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' <<< "${r#* }" >> "$T/issued" ;;
+    503) grep -q '"error":"temporarily_unavailable"' <<< "$r" || fail "503 without the documented error: $r"
+         got503=$i; return 0 ;;
+    *) fail "request $i: unexpected answer $r" ;;
+    esac
+    [ -z "${1:-}" ] || sleep "$1"
+  done
 }
 
 stop_server() {
