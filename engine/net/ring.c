@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -64,6 +65,13 @@ idm_err_t idm_ring_init(idm_ring_t *r, unsigned entries, uint32_t buf_count, uin
 #ifdef IORING_SETUP_COOP_TASKRUN
   p.flags |= IORING_SETUP_COOP_TASKRUN;
 #endif
+#if defined(IORING_SETUP_DEFER_TASKRUN) && defined(IORING_SETUP_SINGLE_ISSUER)
+  /* One thread submits and waits: completions (receive, send, audit write) are then run in
+   * a batch when it waits, not by interrupting its turn. Set up disabled, so that the thread
+   * that will use the ring becomes its issuer (idm_ring_start). */
+  if (kernel_at_least(6, 1))
+    p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+#endif
   int rc = io_uring_queue_init_params(entries, &r->ring, &p);
   if (rc == -EINVAL) { /* older kernel: retry without the optional setup flags */
     memset(&p, 0, sizeof p);
@@ -73,6 +81,7 @@ idm_err_t idm_ring_init(idm_ring_t *r, unsigned entries, uint32_t buf_count, uin
     return idm_fail(why, rc == -EPERM || rc == -ENOSYS ? IDM_ERR_URING_UNAVAILABLE : IDM_ERR_URING,
                     "io_uring_queue_init: %s", strerror(-rc));
   r->features = p.features;
+  r->deferred = (p.flags & IORING_SETUP_R_DISABLED) != 0;
   struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
   bool have_recv = probe && io_uring_opcode_supported(probe, IORING_OP_RECV);
   bool have_send = probe && io_uring_opcode_supported(probe, IORING_OP_SEND);
@@ -124,6 +133,15 @@ idm_err_t idm_ring_init(idm_ring_t *r, unsigned entries, uint32_t buf_count, uin
   return IDM_OK;
 }
 
+idm_err_t idm_ring_start(idm_ring_t *r, idm_why_t *why) {
+  if (!r->deferred)
+    return IDM_OK;
+  /* liburing 2.3 declares io_uring_enable_rings but does not export it */
+  if (syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+    return idm_fail(why, IDM_ERR_URING, "io_uring enable rings: %s", strerror(errno));
+  return IDM_OK;
+}
+
 void idm_ring_cleanup(idm_ring_t *r) {
   if (r->buf_ring)
     io_uring_unregister_buf_ring(&r->ring, r->bgid);
@@ -154,8 +172,8 @@ void idm_ring_buf_recycle(idm_ring_t *r, uint16_t bid) {
 void idm_ring_describe(const idm_ring_t *r, char *out, size_t cap) {
   snprintf(out, cap,
            "io_uring: multishot accept %s, multishot receive %s, provided buffer ring %s "
-           "(%u x %u bytes), fast poll %s",
+           "(%u x %u bytes), fast poll %s, deferred task run %s",
            r->multishot_accept ? "yes" : "no (single-shot accept)",
            r->multishot_recv ? "yes" : "no (single-shot receive)", r->buf_ring ? "yes" : "no",
-           r->buf_count, r->buf_bytes, (r->features & IORING_FEAT_FAST_POLL) ? "yes" : "no");
+           r->buf_count, r->buf_bytes, (r->features & IORING_FEAT_FAST_POLL) ? "yes" : "no", r->deferred ? "yes" : "no");
 }

@@ -69,6 +69,8 @@ typedef struct idm_ring {
   uint32_t buf_count;         /* power of two */
   uint32_t buf_bytes;
   uint16_t bgid;
+  bool deferred;              /* IORING_SETUP_DEFER_TASKRUN (6.1+): completions are run
+                                 only when the owner waits; idm_ring_start binds the owner */
   uint64_t sq_full;           /* times the SQ was full and had to be flushed */
 } idm_ring_t;
 
@@ -77,6 +79,11 @@ typedef struct idm_ring {
 idm_err_t idm_ring_init(idm_ring_t *r, unsigned entries, uint32_t buf_count, uint32_t buf_bytes,
                         bool allow_multishot, idm_why_t *why);
 void idm_ring_cleanup(idm_ring_t *r);
+
+/* Called once by the thread that will submit to and wait on the ring, before its first
+ * submission: a deferred-task-run ring is set up disabled (so that another thread may set it
+ * up) and is bound here to its one issuer. */
+idm_err_t idm_ring_start(idm_ring_t *r, idm_why_t *why);
 
 /* A free SQE (flushing the queue when full), or NULL if submission itself failed. */
 struct io_uring_sqe *idm_ring_sqe(idm_ring_t *r);
