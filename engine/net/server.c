@@ -2142,6 +2142,10 @@ int idm_server_run(const idm_server_opts_t *o) {
            n, conns_max, per_thread >> 20);
   idm_log("info", "memory", "msg", mem, NULL);
 
+  /* A file-size limit (RLIMIT_FSIZE) reached by an audit write made in a worker thread
+   * (fsync none or an interval) fails it with EFBIG — issuance stops, fail closed —
+   * instead of SIGXFSZ killing the process. */
+  signal(SIGXFSZ, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);

@@ -8,9 +8,11 @@
 #   - /readyz answers 503 and names the audit failure, /healthz still answers,
 #   - every credential a client received is in the log, and the log's complete lines
 #     verify (a torn last line is what a crash would leave too).
+# AUDITFAIL_FSYNC picks the fsync policy (default batch: RWF_DSYNC writes through io_uring);
+# auditfail_inline_test.sh runs this with `none`, where the worker thread writes itself.
 source "$SRC_DIR/tests/net/lib.sh"
 
-setup_env "fsync batch"
+setup_env "fsync ${AUDITFAIL_FSYNC:-batch}"
 LIMIT_KIB=16
 start_server_fsize "$LIMIT_KIB"
 curl -sf "$BASE/readyz" | grep -qx ready || fail "/readyz is not ready at start"
