@@ -34,6 +34,7 @@
 #define JOIN_PREFIX "idmjt1."
 #define JOIN_SECRET_B64 43
 #define JOIN_KEEP_S (7 * 86400)
+#define JOIN_TIME_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
 
 static bool name_ok(const char *s, size_t n) {
   if (n == 0 || n > IDM_JOIN_NAME_MAX)
@@ -111,6 +112,18 @@ static idm_err_t read_store(const char *store, json_t **out, idm_why_t *why) {
         !json_is_integer(json_object_get(t, "used"))) {
       json_decref(root);
       return idm_fail(why, IDM_ERR_JOIN_STORE, "%s: entry %zu is malformed", store, i);
+    }
+    /* Times are compared with and subtracted from the clock: out of range they would
+     * overflow (a damaged or hand-edited store). */
+    static const char *const times[] = {"expires", "used"};
+    for (size_t k = 0; k < 2; k++) {
+      json_int_t v = json_integer_value(json_object_get(t, times[k]));
+      if (v < 0 || v > JOIN_TIME_MAX) {
+        json_decref(root);
+        return idm_fail(why, IDM_ERR_JOIN_STORE,
+                        "%s: entry %zu: \"%s\" %lld is not a time in seconds (0 to %lld)", store,
+                        i, times[k], (long long)v, (long long)JOIN_TIME_MAX);
+      }
     }
   }
   *out = root;

@@ -45,7 +45,10 @@ static idm_err_t read_fd(int fd, const char *path, size_t max_bytes, bool secret
 
 static idm_err_t read_path(const char *path, size_t max_bytes, bool secret, char **out,
                            size_t *out_len, idm_why_t *why) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: a FIFO (or a device) named as a file must be refused by read_fd's
+   * regular-file check, not block the open until some writer appears; it changes nothing
+   * for regular files. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return idm_fail(why, errno == ENOENT ? IDM_ERR_NOT_FOUND : IDM_ERR_IO, "%s: %s", path,
                     strerror(errno));

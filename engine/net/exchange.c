@@ -170,10 +170,11 @@ static idm_err_t parse_json_body(idm_exchange_ctx_t *x, idm_exchange_req_t *req,
                                  const uint8_t *b, size_t len, idm_why_t *why) {
   idm_arena_t *prev = idm_json_use_arena(&x->arena);
   idm_err_t err = IDM_OK;
-  json_t *root = idm_json_parse((const char *)b, len, &err, why);
+  idm_why_t inner = {{0}}; /* not why itself: formatting why from its own text overlaps */
+  json_t *root = idm_json_parse((const char *)b, len, &err, &inner);
   idm_json_use_arena(prev);
   if (!root)
-    return idm_fail(why, IDM_ERR_EXCHANGE_REQUEST, "JSON body: %s", idm_why_str(why, err));
+    return idm_fail(why, IDM_ERR_EXCHANGE_REQUEST, "JSON body: %s", idm_why_str(&inner, err));
   if (!json_is_object(root))
     return idm_fail(why, IDM_ERR_EXCHANGE_REQUEST, "JSON body is not an object");
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {

@@ -85,6 +85,48 @@ Test(join, used_once_then_refused) {
   idm_attest_free(a);
 }
 
+/* A store whose times are out of range (damaged or hand-edited) is refused with the entry
+ * and field named, by both presenting and minting, instead of overflowing the arithmetic
+ * on them. (Found by fuzz/join_store: "expires" near INT64_MIN or INT64_MAX, "used" at
+ * INT64_MIN were subtracted from or added to the clock.) */
+Test(join, store_times_out_of_range_refused) {
+  idm_attest_t *a = mk();
+  const char *tok = "idmjt1.edge-7.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+  uint8_t d[32];
+  SHA256((const uint8_t *)tok, strlen(tok), d);
+  char h[65];
+  for (int i = 0; i < 32; i++)
+    snprintf(h + 2 * i, 3, "%02x", d[i]);
+  static const struct {
+    long long expires, used;
+    const char *field;
+  } cases[] = {{-9223372036854775807LL - 1, 0, "\"expires\""},
+               {9223372036854775807LL, 0, "\"expires\""},
+               {-1, 0, "\"expires\""},
+               {NOW + 60, -9223372036854775807LL - 1, "\"used\""},
+               {NOW + 60, 253402300800LL, "\"used\""}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "{\"version\":1,\"tokens\":[{\"name\":\"edge-7\",\"sha256\":\"%s\","
+                     "\"created\":1,\"expires\":%lld,\"used\":%lld}]}",
+                     h, cases[i].expires, cases[i].used);
+    cr_assert_eq(idm_file_write_atomic(g_store, text, (size_t)n, 0600, NULL), IDM_OK);
+    idm_identity_t id;
+    idm_why_t why = {{0}};
+    cr_assert_eq(use(a, tok, NOW, &id, &why), IDM_ERR_JOIN_STORE, "case %zu: %s", i, why.text);
+    cr_assert(strstr(why.text, "entry 0") && strstr(why.text, cases[i].field) &&
+                  strstr(why.text, "is not a time in seconds"),
+              "case %zu: %s", i, why.text);
+    idm_clock_t c = env_clock(NOW);
+    char out[IDM_JOIN_TOKEN_MAX];
+    memset(&why, 0, sizeof why);
+    cr_assert_eq(idm_join_token_new(&t_join, "dev", 60, &c, out, sizeof out, &why),
+                 IDM_ERR_JOIN_STORE, "case %zu: %s", i, why.text);
+  }
+  idm_attest_free(a);
+}
+
 Test(join, refused_after_ttl_unknown_or_malformed) {
   idm_attest_t *a = mk();
   char tok[IDM_JOIN_TOKEN_MAX];

@@ -50,3 +50,29 @@ Test(arena, bump_align_full_reset) {
   idm_arena_cleanup(&a);
   idm_arena_cleanup(&a); /* idempotent on a cleaned arena */
 }
+
+/* A FIFO where a file is expected (a key file, a JWK Set, a configuration) is refused at
+ * once as not a regular file; the open used to block until a writer came. */
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/file.h"
+
+Test(file, fifo_refused_without_blocking) {
+  char path[128];
+  snprintf(path, sizeof path, "/tmp/idm_core_test_fifo_%d", (int)getpid());
+  unlink(path);
+  cr_assert_eq(mkfifo(path, 0600), 0);
+  char *buf = NULL;
+  size_t n = 0;
+  idm_why_t why = {{0}};
+  alarm(10); /* a regression blocks in open: SIGALRM fails the test */
+  cr_assert_eq(idm_file_read(path, 1024, &buf, &n, &why), IDM_ERR_IO);
+  cr_assert(strstr(why.text, "not a regular file"), "%s", why.text);
+  memset(&why, 0, sizeof why);
+  cr_assert_eq(idm_file_read_secret(path, 1024, &buf, &n, &why), IDM_ERR_IO);
+  alarm(0);
+  cr_assert_null(buf);
+  unlink(path);
+}

@@ -194,3 +194,34 @@ Test(exchange, sheds_before_parsing_when_every_batch_awaits_its_line) {
   if (system(cmd)) {
   }
 }
+
+/* A JSON body the JSON parser refuses: the reason is "JSON body: " and the parser's own
+ * words. (Found by fuzz/exchange_http: the reason was formatted from the very buffer it was
+ * written into, and came out garbled, e.g. "JSON body: JSON body: ey in JSON at ...".) */
+#include "core/json.h"
+
+Test(exchange, json_body_error_keeps_the_parser_reason) {
+  idm_json_init();
+  idm_exchange_ctx_t x;
+  idm_why_t why = {{0}};
+  cr_assert_eq(idm_exchange_ctx_init(&x, 0, "t", 0, NULL, NULL, &why), IDM_OK, "%s", why.text);
+  static const char *const bodies[] = {"{\"audience\":\"db\",\"audience\":\"db\"}", "{\"a\":",
+                                       "[1,", "{\"scope\":\"\\u0000\"}"};
+  for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+    idm_why_t direct = {{0}};
+    idm_err_t e = IDM_OK;
+    cr_assert_null(idm_json_parse(bodies[i], strlen(bodies[i]), &e, &direct));
+    char want[sizeof why.text];
+    snprintf(want, sizeof want, "JSON body: %s", idm_why_str(&direct, e));
+    idm_exchange_req_t req;
+    memset(&req, 0, sizeof req);
+    idm_arena_reset(&x.arena);
+    memset(&why, 0, sizeof why);
+    idm_view_t ct = {"application/json", 16};
+    cr_assert_eq(idm_exchange_parse(&x, &req, ct, (const uint8_t *)bodies[i], strlen(bodies[i]),
+                                    &why),
+                 IDM_ERR_EXCHANGE_REQUEST);
+    cr_assert_str_eq(why.text, want, "body %s", bodies[i]);
+  }
+  idm_exchange_ctx_cleanup(&x);
+}
