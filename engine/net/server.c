@@ -824,28 +824,32 @@ static bool audit_write_inline(void) {
 
 /* Wakes worker t's loop with a message on its ring (IDM_OP_WAKE). Without ring messages
  * a thread with batches in flight polls at 1 ms instead (worker_main). */
-static void wake_worker(worker_t *w, unsigned t) {
+static bool wake_worker(worker_t *w, unsigned t) {
   if (!g.msg_ring || t == w->index || t >= g.nthreads)
-    return;
+    return false;
   struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
   if (!sqe)
-    return;
+    return false;
   io_uring_prep_msg_ring(sqe, g.workers[t].ring.ring.ring_fd, 0,
                          idm_ud_make(IDM_OP_WAKE, w->index, 0), 0);
   io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_CANCEL, 0, 0)); /* our own CQE: ignored */
+  return true;
 }
 
 /* After a group: wake the threads whose lines it carried, and those whose batch lingers
- * until the audit I/O is idle (wake_me); every other thread when the log failed. */
-static void group_wake(worker_t *w, bool all) {
+ * until the audit I/O is idle (wake_me); every other thread when the log failed. True
+ * when a message was queued: the caller submits it at once (group_done), not at the end
+ * of this thread's turn, which may hold many signatures. */
+static bool group_wake(worker_t *w, bool all) {
   if (g.nthreads == 1)
-    return;
+    return false;
   uint64_t seen[(IDM_NET_THREADS_MAX + 63) / 64] = {0};
+  bool sent = false;
   for (unsigned k = 0; k < w->grp.g.n; k++) {
     uint32_t t = w->grp.g.owner[k];
     if (t < IDM_NET_THREADS_MAX && !(seen[t / 64] >> (t % 64) & 1)) {
       seen[t / 64] |= 1ull << (t % 64);
-      wake_worker(w, t);
+      sent |= wake_worker(w, t);
     }
   }
   for (unsigned t = 0; t < g.nthreads; t++) {
@@ -853,8 +857,9 @@ static void group_wake(worker_t *w, bool all) {
       continue;
     bool lingers = atomic_exchange_explicit(&g.workers[t].wake_me, false, memory_order_relaxed);
     if (all || lingers)
-      wake_worker(w, t);
+      sent |= wake_worker(w, t);
   }
+  return sent;
 }
 
 static void audit_inline_complete(worker_t *w, uint64_t user_data, ssize_t r) {
@@ -982,9 +987,11 @@ static void audit_write_failed(int res) {
 static void group_done(worker_t *w, bool failed) {
   w->grp.busy = false;
   idm_audit_put(g.audit);
-  group_wake(w, failed);
+  bool sent = group_wake(w, failed); /* before write_kick reuses w->grp */
   if (!failed && !audit_write_inline())
     write_kick(w);
+  if (sent) /* the wake-ups (and the next group's write) leave now */
+    io_uring_submit(&w->ring.ring);
 }
 
 static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
@@ -995,7 +1002,8 @@ static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
     idm_audit_synced(g.audit, w->fs.upto, cqe->res);
     w->fs.busy = false;
     if (cqe->res < 0)
-      group_wake(w, true); /* the log failed: every thread stops now */
+      if (group_wake(w, true)) /* the log failed: every thread stops now */
+        io_uring_submit(&w->ring.ring);
     return;
   }
   if (!w->grp.busy)
