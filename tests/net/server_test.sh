@@ -196,6 +196,21 @@ grep '"event":"reload_partial"' "$T/server.err" | grep -q '"kept":"threads"' ||
 r=$(exchange "$T/payments.jwt" reports)
 case "$r" in "200 "*) ;; *) fail "after partial reload: $r" ;; esac
 ok "SIGHUP reload of a start-only setting (threads): applied the rest, warned reload_partial"
+# a reload keeps the attestation cache of trust blocks it did not change: no verification
+# again (the old server cleared every cache at each reload)
+misses() { curl -s "$BASE/metrics" | sed -n 's/^idmint_attest_cache_total{result="miss"} //p'; }
+for _ in $(seq 1 16); do exchange "$T/payments.jwt" payments-db >/dev/null; done  # every thread
+m0=$(misses)
+n=$(grep -c '"event":"reloaded"' "$T/server.err")
+kill -HUP "$SERVER_PID"
+for _ in $(seq 1 40); do [ "$(grep -c '"event":"reloaded"' "$T/server.err")" -gt "$n" ] && break; sleep 0.05; done
+for _ in $(seq 1 8); do
+  r=$(exchange "$T/payments.jwt" payments-db)
+  case "$r" in "200 "*) ;; *) fail "after the cache-keeping reload: $r" ;; esac
+done
+m1=$(misses)
+[ -n "$m0" ] && [ "$m0" = "$m1" ] || fail "attestation cache misses went from $m0 to $m1 across a reload"
+ok "SIGHUP reload kept the attestation cache ($m1 misses before and after)"
 
 # --- every log line is one JSON object
 python3 - "$T/server.err" <<'PY' || fail "log lines are not JSON"
