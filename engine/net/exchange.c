@@ -411,7 +411,26 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
                          .trust = id.trust ? id.trust->name : ""};
       idm_batch_item_t it = {.allow = false, .claims = &dc, .target = t->name, .rules = names,
                              .rules_n = nrules, .reason = res->description};
-      (void)batch_add(x, &it, &why); /* a full or failed log also refuses the next allow */
+      /* A full or failed log also refuses the next allow. An entry too large to record (a
+       * requested scope or a subject that grows past IDM_AUDIT_ENTRY_MAX_BYTES once
+       * escaped) is recorded without the scope, then without the subject too, and its
+       * reason says what was left out: every decision is in the log. */
+      char reason[IDM_WHY_LEN + 96];
+      if (batch_add(x, &it, &why) == IDM_ERR_AUDIT_RECORD) {
+        snprintf(reason, sizeof reason, "%s; requested scope of %u bytes not recorded",
+                 res->description, (unsigned)req->scope.len);
+        dc.scope = NULL;
+        dc.scope_len = 0;
+        it.reason = reason;
+        if (batch_add(x, &it, &why) == IDM_ERR_AUDIT_RECORD) {
+          snprintf(reason, sizeof reason,
+                   "%s; requested scope of %u bytes and subject of %u bytes not recorded",
+                   res->description, (unsigned)req->scope.len, (unsigned)dc.sub_len);
+          dc.sub = "";
+          dc.sub_len = 0;
+          (void)batch_add(x, &it, &why);
+        }
+      }
     }
     return;
   }

@@ -44,6 +44,11 @@ r=$(exchange "$T/sandbox.jwt" payments-db)
 case "$r" in '403 {"error":"access_denied","error_description":"forbidden by rule no-sandbox"}') ;; *) fail "forbid: $r" ;; esac
 r=$(exchange "$T/web.jwt" payments-db)
 case "$r" in '403 {"error":"access_denied",'*) ;; *) fail "default deny: $r" ;; esac
+# a denial whose requested scope is too large for an audit entry once escaped (1000
+# control bytes: 6000 escaped) is still recorded, without the scope (found by fuzzing)
+for i in $(seq 1000); do printf '\001'; done > "$T/bigscope"
+r=$(exchange "$T/web.jwt" payments-db --data-urlencode "scope@$T/bigscope")
+case "$r" in '403 {"error":"access_denied",'*) ;; *) fail "default deny, large scope: $r" ;; esac
 r=$(exchange "$T/rogue.jwt" payments-db)
 case "$r" in '400 {"error":"invalid_grant",'*) ;; *) fail "bad signature: $r" ;; esac
 echo -n "not-a-jwt" > "$T/junk"
@@ -228,5 +233,7 @@ ok "SIGTERM: drained, exit 0"
 "$IDMINT" audit verify "$T/audit.log" --jwks "$T/our.jwks" > "$T/audit.out" 2>&1 ||
   fail "audit verify: $(cat "$T/audit.out")"
 grep -q '"d":"deny"' "$T/audit.log" || fail "denials not audited"
+grep -q '"d":"deny".*requested scope of 1000 bytes not recorded' "$T/audit.log" ||
+  fail "denial with a scope too large for its audit entry not recorded"
 grep -q '"d":"allow"' "$T/audit.log" || fail "allows not audited"
 ok "audit log: allows and denials recorded; chain, signatures and entries verify"
