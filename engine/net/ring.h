@@ -45,6 +45,7 @@ typedef enum idm_op {
   IDM_OP_CANCEL,  /* result ignored */
   IDM_OP_WRITE,   /* slot = audit write */
   IDM_OP_FSYNC,   /* slot = audit write whose fdatasync this is */
+  IDM_OP_HASHED,  /* read of the executable hasher's eventfd (net/exehash.h) */
   IDM_OP__COUNT
 } idm_op_t;
 
