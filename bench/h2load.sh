@@ -45,79 +45,10 @@ v=$(curl -sf "http://127.0.0.1:$P/v1/token" --data-binary @"$T/form-jwt" \
 grep -q access_token <<< "$v" ||
   { echo "h2load.sh: token exchange does not work" >&2; cat "$T/idmint.err" >&2; exit 1; }
 
-# CPU ticks (user + system, all threads) of a process.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-WARM=1 # seconds of h2load warm-up (--warm-up-time)
-DUR_S=$(python3 -c "import re,sys; m=re.fullmatch(r'([0-9.]+)(ms|s|m)?','$DUR'); print(float(m.group(1))*{'ms':0.001,'s':1,None:1,'m':60}[m.group(2)])")
-# run NAME PID URL [h2load args]: prints "req/s p50_ms p99_ms non2xx req_per_cpu_s" and keeps
-# the output. req_per_cpu_s divides the 200s that completed inside a measuring window by the
-# server's CPU seconds (utime + stime, all threads) in the same window; it stays comparable
-# when other work shares the machine (wall req/s does not). The window starts 0.25 s after
-# h2load's warm-up has ended and stops 0.25 s before its last second: h2load counts and logs
-# only the requests after the warm-up, so the CPU of the warm-up must not be counted either
-# (before this window, the ticks of 4 s were divided by the requests of 3 s).
-run() {
-  local name=$1 pid=$2 url=$3
-  shift 3
-  local hp
-  taskset -c "$CLIENT_CPUS" h2load -c 16 -m 32 -t 1 -D "$DUR" --warm-up-time "${WARM}s" \
-    --log-file "$T/$name.log" "$@" "$url" > "$T/$name.out" 2>&1 &
-  hp=$!
-  local w0 w1 t0 t1
-  sleep "$(python3 -c "print($WARM + 0.25)")"
-  w0=$(date +%s%6N) t0=$(ticks "$pid")
-  sleep "$(python3 -c "print(max(0.1, $DUR_S - 0.5))")"
-  w1=$(date +%s%6N) t1=$(ticks "$pid")
-  wait "$hp" || true
-  local rps bad
-  rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$T/$name.out")
-  bad=$(sed -n 's/^status codes: [0-9]* 2xx, \([0-9]*\) 3xx, \([0-9]*\) 4xx, \([0-9]*\) 5xx.*/\1 \2 \3/p' "$T/$name.out" | awk '{print $1+$2+$3}')
-  python3 - "$T/$name.log" "${rps:-0}" "${bad:-0}" "$t0" "$t1" "$HZ" "$w0" "$w1" <<'PY2'
-import sys
-d = []
-win = 0
-w0, w1 = int(sys.argv[7]), int(sys.argv[8])
-for line in open(sys.argv[1]):
-    f = line.split('\t')
-    if len(f) >= 3 and f[1] == '200':
-        us = int(f[2])
-        d.append(us)
-        if w0 <= int(f[0]) + us < w1:  # start (epoch us) + duration: completed in the window
-            win += 1
-d.sort()
-pct = lambda p: d[min(len(d) - 1, int(len(d) * p))] / 1000.0 if d else float('nan')
-cpu_s = (float(sys.argv[5]) - float(sys.argv[4])) / float(sys.argv[6])
-per_cpu = win / cpu_s if cpu_s > 0 else 0
-print(f"{float(sys.argv[2]):.0f} {pct(0.5):.3f} {pct(0.99):.3f} {sys.argv[3]} {per_cpu:.0f}")
-PY2
-}
-# ilrun NAME PID URL [idmload args]: closed loop with idmload (-c 16 -m 32), server CPU over
-# the same kind of window as run(); prints "req/s req_per_cpu_s". h2load spends more CPU per
-# response than idmload, so at a few hundred thousand req/s h2load's core, not the server,
-# sets the pace and the server is measured half idle; these rows drive idmint and h2o with
-# the lighter client, so both are compared saturated.
-ilrun() {
-  local name=$1 pid=$2 url=$3
-  shift 3
-  if [ ! -x "${IDMLOAD:-}" ]; then echo "0 0"; return; fi
-  taskset -c "$CLIENT_CPUS" "$IDMLOAD" -c 16 -m 32 -D "$DUR" --warm-up "${WARM}s" --json "$@" \
-    "$url" > "$T/$name.json" 2> "$T/$name.err" &
-  local ip=$! w0 w1 t0 t1
-  sleep "$(python3 -c "print($WARM + 0.25)")"
-  w0=$(date +%s%6N) t0=$(ticks "$pid")
-  sleep "$(python3 -c "print(max(0.1, $DUR_S - 0.5))")"
-  w1=$(date +%s%6N) t1=$(ticks "$pid")
-  wait "$ip" || true
-  python3 - "$T/$name.json" "$t0" "$t1" "$HZ" "$w0" "$w1" <<'PY2' || echo "0 0"
-import json, sys
-r = json.load(open(sys.argv[1]))
-ok = r["status"]["2xx"] / max(1, r["requests"]["completed"])
-cpu_frac = (float(sys.argv[3]) - float(sys.argv[2])) / float(sys.argv[4]) / ((int(sys.argv[6]) - int(sys.argv[5])) / 1e6)
-rate = r["rate"] * ok
-print(f"{rate:.0f} {rate / cpu_frac if cpu_frac > 0 else 0:.0f}")
-PY2
-}
+bench_measure_init
+run() { bench_h2load_run "$@"; }
+ilrun() { bench_idmload_run "$@"; }
+ticks() { bench_ticks "$@"; }
 IDMLOAD=${IDMLOAD:-$(dirname "$IDMINT")/../bench/idmload}
 form=(-d "$T/form-jwt" -H 'content-type: application/x-www-form-urlencoded')
 IP=${pids[0]}

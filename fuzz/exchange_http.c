@@ -20,7 +20,8 @@
  * when it has a JSON body, the body parses and names an error (with a description) or is
  * the endpoint's success document; every credential issued (200 from /v1/token or
  * /v1/authz) verifies against the snapshot's own keys once its batch is sealed and is
- * reported active by /v1/introspect.
+ * reported active by /v1/introspect; every credential and every denial by policy is in
+ * the audit line of its batch, and that line verifies (chain, signature, entries).
  * IDM_FUZZ_WRITE_SEEDS=DIR writes the seed corpus (tokens signed by the fixed keys). */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch/audit.h"
 #include "batch/batch.h"
 #include "batch/verify_engine.h"
 #include "core/limits.h"
@@ -50,6 +52,10 @@ static idm_metrics_t *all_met[1] = {&met};
 static char scratch[IDM_NET_RESP_BODY_MAX_BYTES];
 static idm_arena_t varena;
 static fz_edkey_t issuer;
+static idm_audit_log_t *audit;
+static idm_audit_verifier_t aver;
+static char audit_path[192];
+static unsigned runs_since_rotate;
 static idm_exchange_res_t pend_res;
 static bool pend_used, pend_done;
 static idm_err_t pend_err;
@@ -118,6 +124,50 @@ static const char *const conf =
     "  client subject like \"bad-*\"\n"
     "}\n";
 
+/* A fresh audit log, batcher and verifier (at start, and every few thousand inputs so the
+ * log does not grow without end). */
+static void open_audit(void) {
+  if (batch) {
+    idm_batch_free(batch);
+    idm_audit_close(audit);
+    idm_audit_verifier_cleanup(&aver);
+  }
+  unlink(audit_path);
+  idm_why_t why = {{0}};
+  audit = idm_audit_open(audit_path, NULL, &why);
+  idm_batch_opts_t bo = {.key = idm_keyring_signer(snap->keys, IDM_KEY_EDDSA), .items_max = 4,
+                         .log = audit, .iss = "http://idmint.fuzz", .clk = &clk};
+  if (!audit || idm_batch_new(&batch, &bo, &why) || idm_audit_verifier_init(&aver, snap->own_jwks)) {
+    fprintf(stderr, "exchange_http: audit: %s\n", why.text);
+    abort();
+  }
+  x.batch = batch;
+  runs_since_rotate = 0;
+}
+
+/* Seals what the request queued: its one decision must be in the line, and the line must
+ * verify (chain, signature, every entry) whatever hostile strings it records. */
+static void seal_one(bool want_entry) {
+  idm_why_t why = {{0}};
+  idm_batch_sealed_t s;
+  memset(&s, 0, sizeof s);
+  idm_err_t e = idm_batch_pending(batch) ? idm_batch_seal_sync(batch, on_done, NULL, &s, &why)
+                                         : IDM_ERR_BATCH_EMPTY;
+  if (want_entry && (e || s.entries != 1)) {
+    fprintf(stderr, "exchange_http: decision not recorded: %s (%zu entries)\n",
+            e ? idm_why_str(&why, e) : "", s.entries);
+    abort();
+  }
+  if (e)
+    return;
+  if (!s.record || s.record_len < 2 ||
+      idm_audit_verify_line(&aver, s.record, s.record_len - 1, &why)) {
+    fprintf(stderr, "exchange_http: audit line refused: %s\n%.*s\n", why.text,
+            (int)s.record_len, s.record ? s.record : "");
+    abort();
+  }
+}
+
 static void setup(void) {
   idm_json_init();
   idm_clock_set_s(&clk, NOW);
@@ -151,11 +201,8 @@ static void setup(void) {
   if (idm_exchange_ctx_init(&x, 0, "fz", 64, &clk, &met, &why))
     abort();
   idm_exchange_ctx_set_snapshot(&x, snap);
-  idm_batch_opts_t bo = {.key = idm_keyring_signer(snap->keys, IDM_KEY_EDDSA), .items_max = 4,
-                         .iss = "http://idmint.fuzz", .clk = &clk};
-  if (idm_batch_new(&batch, &bo, &why))
-    abort();
-  x.batch = batch;
+  snprintf(audit_path, sizeof audit_path, "%s/audit.log", dir);
+  open_audit();
   router.snap = snap;
   router.ex = &x;
   router.m = &met;
@@ -262,18 +309,14 @@ static void run(const uint8_t *data, size_t size) {
   idm_route(&router, &req, &resp);
   bool authz = ep >= 2;
   if (resp.deferred) {
-    idm_why_t why = {{0}};
-    if (idm_batch_seal_sync(batch, on_done, NULL, NULL, &why) || !pend_done || pend_err) {
-      fprintf(stderr, "exchange_http: seal: %s\n", why.text);
+    seal_one(true);
+    if (!pend_done || pend_err)
       abort();
-    }
     memset(&resp, 0, sizeof resp);
     idm_exchange_http_reply(&router, authz, &pend_res, &resp);
     pend_put(NULL, &pend_res);
-  } else if (idm_batch_pending(batch)) {
-    idm_why_t why = {{0}};
-    if (idm_batch_seal_sync(batch, on_done, NULL, NULL, &why)) /* denials only */
-      abort();
+  } else {
+    seal_one(resp.status == 403); /* every denial by policy is recorded */
   }
   if (pend_used || idm_batch_inflight(batch))
     abort();
@@ -423,5 +466,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       write_seeds();
   }
   run(data, size);
+  if (++runs_since_rotate >= 4096)
+    open_audit();
   return 0;
 }

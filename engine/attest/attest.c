@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/mem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "attest/internal.h"
 #include "core/jsonw.h"
@@ -57,7 +60,63 @@ void idm_attest_set_common(const idm_provider_t *p, idm_identity_t *out) {
 }
 
 /* Generations are process-unique so that no entry of an older build ever matches. */
-static _Atomic uint64_t gen_counter = 1;
+/* A provider's generation: the first 8 bytes of SHA-256 over every setting of its trust
+ * block that decides what it accepts and what identity it gives (each field length-
+ * prefixed), then the digest of its key material. A reload that leaves a trust block and
+ * its key file as they were keeps the generation, so the identities cached under it stay
+ * valid (idm_attest_cache_get checks the generation); any change, to a setting or to one
+ * byte of the key file, gives a new one and those entries miss. SHA-256, not a fast hash:
+ * whoever can write a key file must not be able to keep old entries alive by a collision,
+ * and it runs only at start and reload. */
+typedef struct gen_hash {
+  SHA256_CTX ctx;
+} gen_hash_t;
+
+static void gh_bytes(gen_hash_t *g, const void *p, size_t n) {
+  uint64_t len = n;
+  SHA256_Update(&g->ctx, &len, sizeof len);
+  if (n)
+    SHA256_Update(&g->ctx, p, n);
+}
+static void gh_str(gen_hash_t *g, const char *s) {
+  if (!s) {
+    uint64_t none = UINT64_MAX; /* NULL differs from "" */
+    SHA256_Update(&g->ctx, &none, sizeof none);
+    return;
+  }
+  gh_bytes(g, s, strlen(s));
+}
+static void gh_i64(gen_hash_t *g, int64_t v) { gh_bytes(g, &v, sizeof v); }
+
+static void gen_begin(gen_hash_t *g, const idm_provider_t *p, const pol_trust_t *t) {
+  SHA256_Init(&g->ctx);
+  gh_str(g, "idmint provider generation v1");
+  gh_i64(g, p->index);
+  gh_str(g, t->name);
+  gh_i64(g, t->kind);
+  gh_str(g, p->issuer);
+  gh_str(g, t->jwks);
+  gh_i64(g, t->audience_count);
+  for (uint32_t i = 0; i < t->audience_count; i++)
+    gh_str(g, t->audience[i]);
+  gh_i64(g, p->alg_mask);
+  gh_i64(g, p->leeway_s);
+  gh_i64(g, t->max_lifetime_s);
+  gh_str(g, t->trust_domain);
+  gh_str(g, t->certificate);
+  gh_i64(g, t->max_age_s);
+  gh_str(g, t->store);
+  gh_i64(g, p->doc_type);
+}
+
+static uint64_t gen_end(gen_hash_t *g, const uint8_t *keys, size_t keys_len) {
+  gh_bytes(g, keys, keys_len);
+  uint8_t d[SHA256_DIGEST_LENGTH];
+  SHA256_Final(d, &g->ctx);
+  uint64_t gen;
+  memcpy(&gen, d, sizeof gen);
+  return gen ? gen : 1;
+}
 
 static void provider_cleanup(idm_provider_t *p) {
   idm_jwks_free(p->jwks);
@@ -80,7 +139,6 @@ static idm_err_t provider_init(idm_provider_t *p, const pol_trust_t *t, uint32_t
   memset(p, 0, sizeof *p);
   p->trust = t;
   p->index = index;
-  p->gen = atomic_fetch_add(&gen_counter, 1);
   p->doc_type = (uint8_t)IDM_DOC__COUNT;
   if (!t->name || !*t->name)
     return idm_fail(why, IDM_ERR_CONFIG, "trust block %u has no name", index);
@@ -126,10 +184,14 @@ static idm_err_t provider_init(idm_provider_t *p, const pol_trust_t *t, uint32_t
     }
     idm_why_t w;
     idm_why_clear(&w);
-    p->jwks = idm_jwks_load(t->jwks, &w);
+    uint8_t keys[SHA256_DIGEST_LENGTH];
+    p->jwks = idm_jwks_load_digest(t->jwks, keys, &w);
     if (!p->jwks)
       return idm_fail(why, IDM_ERR_ATTEST_KEYS, "trust \"%s\": %s", t->name,
                       idm_why_str(&w, IDM_ERR_JWKS));
+    gen_hash_t g;
+    gen_begin(&g, p, t);
+    p->gen = gen_end(&g, keys, sizeof keys);
   } else if (t->kind == POL_KIND_AWS_IID) {
     if (!t->certificate)
       return idm_fail(why, IDM_ERR_CONFIG, "trust \"%s\": certificate is required", t->name);
@@ -141,10 +203,23 @@ static idm_err_t provider_init(idm_provider_t *p, const pol_trust_t *t, uint32_t
     if (e)
       return idm_fail(why, IDM_ERR_ATTEST_KEYS, "trust \"%s\": %s", t->name,
                       idm_why_str(&w, e));
+    uint8_t *der = NULL; /* the key itself decides, not the certificate's other bytes */
+    int n = i2d_PUBKEY(p->iid_key, &der);
+    if (n <= 0)
+      return idm_fail(why, IDM_ERR_ATTEST_KEYS, "trust \"%s\": cannot encode its key", t->name);
+    gen_hash_t g;
+    gen_begin(&g, p, t);
+    p->gen = gen_end(&g, der, (size_t)n);
+    OPENSSL_free(der);
   } else if (t->kind == POL_KIND_JOIN_TOKEN) {
     if (!t->store)
       return idm_fail(why, IDM_ERR_CONFIG, "trust \"%s\": store is required", t->name);
     pthread_mutex_init(&p->join_mu, NULL);
+  }
+  if (!p->gen) { /* no key material (join-token, unix): the settings alone */
+    gen_hash_t g;
+    gen_begin(&g, p, t);
+    p->gen = gen_end(&g, NULL, 0);
   }
   return IDM_OK;
 }

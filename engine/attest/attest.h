@@ -138,6 +138,18 @@ idm_err_t idm_attest_verify(idm_attest_t *a, idm_attest_cache_t *cache, idm_aren
 idm_err_t idm_attest_unix_peer(idm_attest_t *a, int fd, idm_arena_t *arena,
                                idm_identity_t *out, idm_why_t *why);
 
+/* The same without ever hashing: when the executable's digest is not in the process-wide
+ * digest cache it returns IDM_ERR_UNIX_EXE_UNHASHED and *exe_fd, an open descriptor of
+ * the very executable (read through /proc/PID/exe), which the caller hashes elsewhere with
+ * idm_attest_unix_exe_hash (another thread: hashing a large binary takes milliseconds to
+ * hundreds of them) and closes, then calls this again. *exe_fd is -1 on every other
+ * return. The server's event loop uses this pair. */
+idm_err_t idm_attest_unix_peer_cached(idm_attest_t *a, int fd, idm_arena_t *arena,
+                                      idm_identity_t *out, int *exe_fd, idm_why_t *why);
+/* Hashes the executable exe_fd into the digest cache (IDM_OK, or why it cannot be:
+ * changed while read, too large, not a regular file). Does not close exe_fd. */
+idm_err_t idm_attest_unix_exe_hash(int exe_fd, idm_why_t *why);
+
 /* Writes the identity's attributes as one JSON object ({"trust": ..., "kind": ...,
  * "namespace": ..., "claims": {...}}) into out (NUL-terminated). IDM_ERR_NOSPACE if cap is
  * too small. Used by `idmint attest` and the audit log. */

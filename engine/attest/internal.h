@@ -19,7 +19,8 @@ typedef struct evp_pkey_st EVP_PKEY;
 typedef struct idm_provider {
   const pol_trust_t *trust;    /* borrowed from the configuration */
   uint32_t index;              /* position in idm_attest_t.prov */
-  uint64_t gen;                /* process-unique; changes on every (re)build: cache key */
+  uint64_t gen;                /* digest of the trust block and its key bytes (cache key):
+                                  the same on a rebuild that changed neither; never 0 */
   uint8_t doc_type;            /* the idm_doc_type_t it verifies; IDM_DOC__COUNT: none (unix) */
   const char *issuer;          /* effective issuer (github/gitlab defaults) or NULL */
   uint32_t alg_mask;           /* bit per idm_jws_alg_t allowed by the trust block */

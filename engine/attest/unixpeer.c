@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -105,7 +106,34 @@ void idm_attest_exe_cache_stats(uint64_t *hits, uint64_t *misses) {
   pthread_mutex_unlock(&g_exe.mu);
 }
 
+static idm_err_t exe_digest(int xfd, const char *name, bool may_hash, uint8_t digest[32],
+                            idm_why_t *why);
+
+/* Fault injection for tests only: IDMINT_FAULT_HASH_DELAY_MS (0..10000) makes every hash
+ * of an executable take that much longer, as a very large binary would, so that a test
+ * can tell whether hashing holds up the server's event loop
+ * (tests/net/unix_hash_test.sh). It can only slow hashing down, never change a digest. */
+static void hash_fault_delay(void) {
+  const char *v = getenv("IDMINT_FAULT_HASH_DELAY_MS");
+  if (!v || !*v)
+    return;
+  char *end;
+  unsigned long n = strtoul(v, &end, 10);
+  if (!*end && n <= 10000)
+    usleep((useconds_t)n * 1000);
+}
+
 idm_err_t idm_attest_exe_digest(int xfd, const char *name, uint8_t digest[32], idm_why_t *why) {
+  return exe_digest(xfd, name, true, digest, why);
+}
+
+idm_err_t idm_attest_unix_exe_hash(int exe_fd, idm_why_t *why) {
+  uint8_t digest[32];
+  return exe_digest(exe_fd, "the peer's executable", true, digest, why);
+}
+
+static idm_err_t exe_digest(int xfd, const char *name, bool may_hash, uint8_t digest[32],
+                            idm_why_t *why) {
   struct stat st;
   if (fstat(xfd, &st) != 0)
     return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: %s", name, strerror(errno));
@@ -118,6 +146,9 @@ idm_err_t idm_attest_exe_digest(int xfd, const char *name, uint8_t digest[32], i
   exe_key(&st, &k);
   if (exe_cache_get(&k, digest))
     return IDM_OK;
+  if (!may_hash)
+    return idm_fail(why, IDM_ERR_UNIX_EXE_UNHASHED, "%s: not hashed yet", name);
+  hash_fault_delay();
   SHA256_CTX sha;
   SHA256_Init(&sha);
   uint8_t buf[64 * 1024];
@@ -149,8 +180,23 @@ idm_err_t idm_attest_exe_digest(int xfd, const char *name, uint8_t digest[32], i
   return IDM_OK;
 }
 
+static idm_err_t unix_peer(idm_attest_t *a, int fd, idm_arena_t *arena, idm_identity_t *out,
+                           int *exe_fd, idm_why_t *why);
+
 idm_err_t idm_attest_unix_peer(idm_attest_t *a, int fd, idm_arena_t *arena,
                                idm_identity_t *out, idm_why_t *why) {
+  return unix_peer(a, fd, arena, out, NULL, why);
+}
+
+idm_err_t idm_attest_unix_peer_cached(idm_attest_t *a, int fd, idm_arena_t *arena,
+                                      idm_identity_t *out, int *exe_fd, idm_why_t *why) {
+  *exe_fd = -1;
+  return unix_peer(a, fd, arena, out, exe_fd, why);
+}
+
+/* exe_fd NULL: hash the executable here when its digest is not cached; else hand it out. */
+static idm_err_t unix_peer(idm_attest_t *a, int fd, idm_arena_t *arena, idm_identity_t *out,
+                           int *exe_fd, idm_why_t *why) {
   if (!a || !arena || !out)
     return idm_fail(why, IDM_ERR_INVALID_ARG, "idm_attest_unix_peer: missing argument");
   memset(out, 0, sizeof *out);
@@ -179,7 +225,11 @@ idm_err_t idm_attest_unix_peer(idm_attest_t *a, int fd, idm_arena_t *arena,
   if (xfd < 0)
     return idm_fail(why, IDM_ERR_UNIX_PEER, "%s: %s", link, strerror(errno));
   uint8_t digest[SHA256_DIGEST_LENGTH];
-  idm_err_t e = idm_attest_exe_digest(xfd, path, digest, why);
+  idm_err_t e = exe_digest(xfd, path, exe_fd == NULL, digest, why);
+  if (e == IDM_ERR_UNIX_EXE_UNHASHED) {
+    *exe_fd = xfd; /* the caller hashes it and asks again */
+    return e;
+  }
   close(xfd);
   if (e != IDM_OK)
     return e;

@@ -429,6 +429,10 @@ out:
 }
 
 idm_jwks_t *idm_jwks_load(const char *path, idm_why_t *why) {
+  return idm_jwks_load_digest(path, NULL, why);
+}
+
+idm_jwks_t *idm_jwks_load_digest(const char *path, uint8_t sha256[32], idm_why_t *why) {
   char *buf = NULL;
   size_t len = 0;
   idm_why_t inner = {{0}};
@@ -438,6 +442,8 @@ idm_jwks_t *idm_jwks_load(const char *path, idm_why_t *why) {
     return NULL;
   }
   idm_jwks_t *set = idm_jwks_parse(buf, len, &inner);
+  if (sha256)
+    SHA256((const uint8_t *)buf, len, sha256);
   free(buf);
   if (!set)
     idm_fail(why, IDM_ERR_JWKS, "%s: %s", path, inner.text);

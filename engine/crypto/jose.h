@@ -51,6 +51,9 @@ typedef struct idm_jwks idm_jwks_t;   /* a key set (opaque, immutable after pars
  * Returns NULL with a reason on failure. Allocates (start-up / reload path). */
 idm_jwks_t *idm_jwks_parse(const char *json, size_t len, idm_why_t *why);
 idm_jwks_t *idm_jwks_load(const char *path, idm_why_t *why);
+/* idm_jwks_load that also gives the SHA-256 of the exact bytes it parsed (sha256 != NULL),
+ * so that a caller can tell whether a reload brought other keys. */
+idm_jwks_t *idm_jwks_load_digest(const char *path, uint8_t sha256[32], idm_why_t *why);
 void idm_jwks_free(idm_jwks_t *set); /* NULL is a no-op */
 
 size_t idm_jwks_count(const idm_jwks_t *set);

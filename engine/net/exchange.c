@@ -60,12 +60,11 @@ void idm_exchange_ctx_set_snapshot(idm_exchange_ctx_t *x, const idm_snapshot_t *
   if (x->snap == snap)
     return;
   x->snap = snap;
-  /* Cached identities point at trust blocks of the old configuration: start afresh. */
-  if (snap && x->cache_gen != snap->gen) {
-    if (x->cache)
-      idm_attest_cache_clear(x->cache);
-    x->cache_gen = snap->gen;
-  }
+  /* The attestation cache is kept across a reload: an entry names its provider by index
+   * and generation, and a provider's generation is a digest of its trust block and key
+   * bytes (engine/attest/attest.c, gen_begin), so the entries of a trust block the reload
+   * left as it was stay valid, and those of a changed one miss and are dropped as they are
+   * met. A policy-only reload thus costs the fleet no signature checks. */
 }
 
 /* ---- request parsing ----------------------------------------------------------- */
@@ -412,7 +411,26 @@ void idm_exchange_run(idm_exchange_ctx_t *x, idm_exchange_req_t *req, idm_exchan
                          .trust = id.trust ? id.trust->name : ""};
       idm_batch_item_t it = {.allow = false, .claims = &dc, .target = t->name, .rules = names,
                              .rules_n = nrules, .reason = res->description};
-      (void)batch_add(x, &it, &why); /* a full or failed log also refuses the next allow */
+      /* A full or failed log also refuses the next allow. An entry too large to record (a
+       * requested scope or a subject that grows past IDM_AUDIT_ENTRY_MAX_BYTES once
+       * escaped) is recorded without the scope, then without the subject too, and its
+       * reason says what was left out: every decision is in the log. */
+      char reason[IDM_WHY_LEN + 96];
+      if (batch_add(x, &it, &why) == IDM_ERR_AUDIT_RECORD) {
+        snprintf(reason, sizeof reason, "%s; requested scope of %u bytes not recorded",
+                 res->description, (unsigned)req->scope.len);
+        dc.scope = NULL;
+        dc.scope_len = 0;
+        it.reason = reason;
+        if (batch_add(x, &it, &why) == IDM_ERR_AUDIT_RECORD) {
+          snprintf(reason, sizeof reason,
+                   "%s; requested scope of %u bytes and subject of %u bytes not recorded",
+                   res->description, (unsigned)req->scope.len, (unsigned)dc.sub_len);
+          dc.sub = "";
+          dc.sub_len = 0;
+          (void)batch_add(x, &it, &why);
+        }
+      }
     }
     return;
   }

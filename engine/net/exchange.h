@@ -91,7 +91,6 @@ typedef struct idm_exchange_ctx {
   idm_jti_gen_t jti;
   const idm_clock_t *clk;      /* NULL: real time */
   idm_metrics_t *m;            /* may be NULL */
-  uint64_t cache_gen;          /* snapshot generation the cache was filled under */
   uint64_t hits_seen, misses_seen; /* cache stats already counted in metrics */
   pol_kv_t posture[IDM_EXCHANGE_POSTURE_MAX];
   idm_exchange_res_t res;      /* the HTTP handlers' result, valid until the next call */

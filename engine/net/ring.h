@@ -47,6 +47,7 @@ typedef enum idm_op {
   IDM_OP_FSYNC,   /* slot = audit write whose fdatasync this is */
   IDM_OP_WAKE,    /* a message from another thread's ring (IORING_OP_MSG_RING): its audit
                      write released our lines, or the log went idle or failed */
+  IDM_OP_HASHED,  /* read of the executable hasher's eventfd (net/exehash.h) */
   IDM_OP__COUNT
 } idm_op_t;
 

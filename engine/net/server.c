@@ -86,6 +86,7 @@
 #include "net/log.h"
 #include "net/metrics.h"
 #include "net/pool.h"
+#include "net/exehash.h"
 #include "net/ring.h"
 #include "net/router.h"
 #include "net/snapshot.h"
@@ -106,6 +107,8 @@ typedef struct unix_peer {
   idm_arena_t arena;           /* IDM_NET_UNIX_PEER_BYTES: the identity's strings */
   idm_identity_t id;
   bool ok;                     /* id is valid; else why says what failed */
+  bool hashing;                /* its executable is being hashed (exehash): input waits */
+  uint8_t hash_tries;          /* hand-offs to exehash for this identification */
   uint64_t gen;                /* snapshot generation id was taken under */
   char why[IDM_WHY_LEN];
   uint32_t next_free;
@@ -209,6 +212,9 @@ struct worker {
   int unix_li;                 /* index of the unix listener in lfd, or -1 */
   unix_peer_t *peers;          /* IDM_NET_UNIX_CONNS_MAX records (unix listener owner) */
   uint32_t peer_free;          /* free list head; UINT32_MAX: none */
+  idm_exehash_t *exehash;      /* hashes peers' executables off the loop (unix owner) */
+  uint64_t exehash_buf;        /* its eventfd's counter, read through the ring */
+  bool exehash_armed;
   conn_t *conns;
   uint32_t conns_max, nopen;
   uint32_t *free_slots, nfree;
@@ -463,9 +469,31 @@ static void unix_peer_attest(worker_t *w, conn_t *c) {
   unix_peer_t *u = c->up;
   idm_arena_reset(&u->arena);
   idm_why_t why = {{0}};
-  idm_err_t e = w->snap && w->snap->attest
-                    ? idm_attest_unix_peer(w->snap->attest, c->fd, &u->arena, &u->id, &why)
-                    : idm_fail(&why, IDM_ERR_ATTEST_TRUST_UNKNOWN, "no trust block of kind unix");
+  int xfd = -1;
+  idm_err_t e;
+  if (!w->snap || !w->snap->attest)
+    e = idm_fail(&why, IDM_ERR_ATTEST_TRUST_UNKNOWN, "no trust block of kind unix");
+  else if (w->exehash)
+    e = idm_attest_unix_peer_cached(w->snap->attest, c->fd, &u->arena, &u->id, &xfd, &why);
+  else /* no hasher thread (it could not start): hash here */
+    e = idm_attest_unix_peer(w->snap->attest, c->fd, &u->arena, &u->id, &why);
+  if (e == IDM_ERR_UNIX_EXE_UNHASHED) {
+    /* A new executable: hashed by the exehash thread while the loop goes on; this
+     * connection's input waits (conn_process) until on_hashed asks again. Twice at most:
+     * a file that keeps changing under us is refused below. */
+    if (u->hash_tries < 2 && idm_exehash_submit(w->exehash, xfd, c->slot, c->gen)) {
+      u->hash_tries++;
+      u->hashing = true;
+      u->ok = false; /* the arena was reset: nothing of the old identity is left */
+      snprintf(u->why, sizeof u->why, "the peer's executable is being hashed");
+      return;
+    }
+    close(xfd);
+    e = idm_fail(&why, IDM_ERR_UNIX_PEER,
+                 u->hash_tries ? "the peer's executable changed while it was being hashed"
+                               : "too many executables are being hashed at once");
+  }
+  u->hash_tries = 0;
   u->ok = e == IDM_OK;
   u->gen = w->snap ? w->snap->gen : 0;
   u->why[0] = '\0';
@@ -479,8 +507,8 @@ static void unix_peer_attest(worker_t *w, conn_t *c) {
 static void unix_peer_req(worker_t *w, conn_t *c, idm_http_req_t *req) {
   if (!c->up)
     return;
-  if (c->up->gen != (w->snap ? w->snap->gen : 0))
-    unix_peer_attest(w, c);
+  if (!c->up->hashing && c->up->gen != (w->snap ? w->snap->gen : 0))
+    unix_peer_attest(w, c); /* conn_process has done so already: not reached */
   req->unix_conn = true;
   req->unix_peer = c->up->ok ? &c->up->id : NULL;
   req->unix_peer_why = c->up->ok ? NULL : c->up->why;
@@ -513,6 +541,8 @@ static void conn_open(worker_t *w, int fd, bool is_unix) {
   if (is_unix) {
     c->up = &w->peers[w->peer_free];
     w->peer_free = c->up->next_free;
+    c->up->hashing = false;
+    c->up->hash_tries = 0;
     unix_peer_attest(w, c);
   }
   struct sockaddr_storage ss;
@@ -1104,6 +1134,12 @@ static void conn_process(worker_t *w, conn_t *c) {
   if (c->state != C_OPEN)
     return;
   unpark(w, c);
+  if (c->up) { /* a unix peer: identified (again, after a reload) before its requests */
+    if (!c->up->hashing && c->up->gen != (w->snap ? w->snap->gen : 0))
+      unix_peer_attest(w, c);
+    if (c->up->hashing)
+      return; /* its input waits in c->in; on_hashed marks it ready */
+  }
   if (c->proto == P_UNKNOWN && c->in_len > c->in_off) {
     size_t avail = c->in_len - c->in_off, n = avail < PREFACE_LEN ? avail : PREFACE_LEN;
     if (memcmp(c->in + c->in_off, PREFACE, n) != 0) {
@@ -1203,6 +1239,50 @@ static void on_accept(worker_t *w, struct io_uring_cqe *cqe) {
     snprintf(e, sizeof e, "%s", strerror(-cqe->res));
     idm_log("warn", "accept_failed", "error", e, NULL);
   }
+}
+
+/* The exehash thread's eventfd: one read armed at a time. */
+static void arm_hashed(worker_t *w) {
+  if (!w->exehash || w->exehash_armed)
+    return;
+  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+  if (!sqe)
+    return; /* the ring failed; the loop reports it */
+  io_uring_prep_read(sqe, idm_exehash_efd(w->exehash), &w->exehash_buf, sizeof w->exehash_buf, 0);
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_HASHED, 0, 0));
+  w->exehash_armed = true;
+}
+
+/* Executables hashed: identify their connections now (the digest is cached) and let their
+ * input through. A connection closed meanwhile (its slot reused or not) is skipped. */
+static void on_hashed(worker_t *w, struct io_uring_cqe *cqe) {
+  (void)cqe;
+  w->exehash_armed = false;
+  idm_exehash_done_t d[16];
+  size_t n;
+  while ((n = idm_exehash_take(w->exehash, d, sizeof d / sizeof d[0])) > 0) {
+    for (size_t i = 0; i < n; i++) {
+      if (d[i].slot >= w->conns_max)
+        continue;
+      conn_t *c = &w->conns[d[i].slot];
+      if (c->state != C_OPEN || c->gen != d[i].gen || !c->up || !c->up->hashing)
+        continue;
+      c->up->hashing = false;
+      if (d[i].err == IDM_OK) {
+        unix_peer_attest(w, c);
+      } else {
+        unix_peer_t *u = c->up;
+        u->hash_tries = 0;
+        u->ok = false;
+        u->gen = w->snap ? w->snap->gen : 0;
+        snprintf(u->why, sizeof u->why, "%s", d[i].why);
+        idm_log("warn", "unix_peer_unidentified", "path", g.unix_path, "msg", u->why, NULL);
+      }
+      if (!c->up->hashing)
+        mark_ready(w, c);
+    }
+  }
+  arm_hashed(w);
 }
 
 static void arm_accept(worker_t *w) {
@@ -1436,6 +1516,7 @@ static void *worker_main(void *arg) {
     return NULL;
   }
   arm_accept(w);
+  arm_hashed(w);
   for (;;) {
     refresh_snapshot(w);
     if (!w->draining && atomic_load(&g.stop))
@@ -1501,6 +1582,7 @@ static void *worker_main(void *arg) {
       case IDM_OP_WRITE:
       case IDM_OP_FSYNC: on_audit_cqe(w, cqe); w->audit_cqes++; break;
       case IDM_OP_WAKE: w->audit_cqes++; break; /* another thread's write released ours */
+      case IDM_OP_HASHED: on_hashed(w, cqe); break;
       default: break;
       }
       if (++seen >= IDM_NET_CQES_PER_TURN)
@@ -1735,6 +1817,7 @@ static void worker_cleanup(worker_t *w) {
   free(w->carry);
   free(w->scratch);
   free(w->body_buf);
+  idm_exehash_free(w->exehash); /* after the ring: no read of its eventfd is left */
   for (uint32_t i = 0; w->peers && i < IDM_NET_UNIX_CONNS_MAX; i++)
     idm_arena_cleanup(&w->peers[i].arena);
   free(w->peers);
@@ -2042,6 +2125,10 @@ int idm_server_run(const idm_server_opts_t *o) {
         w->peers[k].next_free = k + 1 < IDM_NET_UNIX_CONNS_MAX ? k + 1 : UINT32_MAX;
       }
       w->peer_free = 0;
+      idm_why_t hwhy = {{0}};
+      w->exehash = idm_exehash_new(IDM_NET_UNIX_CONNS_MAX, &hwhy);
+      if (!w->exehash) /* the peers' executables are then hashed in the loop */
+        idm_log("warn", "exehash_unavailable", "msg", hwhy.text, NULL);
       if (strlen(srv->unix_socket) >= sizeof g.unix_path) {
         idm_log("error", "listen_failed", "path", srv->unix_socket, "msg",
                 "unix_socket path is too long for a socket address", NULL);

@@ -206,6 +206,40 @@ Test(join, one_time_under_concurrency_threads_and_processes) {
   idm_attest_free(a);
 }
 
+/* The server's pair: identification that never hashes hands out the executable for
+ * hashing elsewhere, and once it is hashed gives what idm_attest_unix_peer gives. */
+Test(join, unix_peer_cached_hands_out_the_executable_to_hash) {
+  idm_attest_t *a = mk();
+  int sv[2];
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  int xfd = 123456;
+  /* A fresh process (Criterion forks per test): our executable is not in the cache. */
+  cr_assert_eq(idm_attest_unix_peer_cached(a, sv[0], &g_arena, &id, &xfd, &why),
+               IDM_ERR_UNIX_EXE_UNHASHED, "%s", why.text);
+  cr_assert_geq(xfd, 0);
+  struct stat s1, s2;
+  cr_assert_eq(fstat(xfd, &s1), 0);
+  cr_assert_eq(stat("/proc/self/exe", &s2), 0);
+  cr_assert(s1.st_ino == s2.st_ino && s1.st_dev == s2.st_dev, "not our executable");
+  cr_assert_eq(idm_attest_unix_exe_hash(xfd, &why), IDM_OK, "%s", why.text);
+  close(xfd);
+  cr_assert_eq(idm_attest_unix_peer_cached(a, sv[0], &g_arena, &id, &xfd, &why), IDM_OK,
+               "%s", why.text);
+  cr_assert_eq(xfd, -1);
+  idm_identity_t id2;
+  cr_assert_eq(idm_attest_unix_peer(a, sv[0], &g_arena, &id2, &why), IDM_OK, "%s", why.text);
+  cr_assert_eq(id.client.attr[POL_A_EXE_SHA256].len, 64);
+  cr_assert(!memcmp(id.client.attr[POL_A_EXE_SHA256].ptr, id2.client.attr[POL_A_EXE_SHA256].ptr, 64));
+  /* Not a socket: an error, and no descriptor handed out. */
+  cr_assert_eq(idm_attest_unix_peer_cached(a, 999, &g_arena, &id, &xfd, &why), IDM_ERR_UNIX_PEER);
+  cr_assert_eq(xfd, -1);
+  close(sv[0]);
+  close(sv[1]);
+  idm_attest_free(a);
+}
+
 Test(join, unix_peer_identified_by_kernel) {
   idm_attest_t *a = mk();
   int sv[2];

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 
+#include "attest/internal.h"
 #include "env.h"
 
 static idm_arena_t g_arena;
@@ -514,6 +515,62 @@ Test(jwtkinds, cached_until_exp_then_checked_again) {
   cr_assert_eq(st.inserts, 1);
   idm_attest_cache_free(c);
   idm_attest_free(a);
+}
+
+/* A reload (a rebuilt idm_attest_t) that leaves a trust block and its key file as they
+ * were keeps the identities cached under it; a changed setting or key file re-verifies
+ * that block's documents and leaves the other blocks' entries alone. */
+static bool verify_k8s(idm_attest_t *a, idm_attest_cache_t *c) {
+  idm_identity_t id;
+  idm_why_t why = {{0}};
+  idm_clock_t ck = env_clock(NOW);
+  idm_arena_reset(&g_arena);
+  cr_assert_eq(idm_attest_verify(a, c, &g_arena, IDM_DOC_JWT, "k8s-prod", g_tok, strlen(g_tok),
+                                 &ck, &id, &why),
+               IDM_OK, "%s", why.text);
+  cr_assert_eq(id.trust, &t_k8s);
+  attr_eq(&id, POL_A_NAMESPACE, "payments");
+  return id.cached;
+}
+
+Test(jwtkinds, reload_keeps_the_cache_of_unchanged_trust_blocks) {
+  idm_attest_cache_t *c = idm_attest_cache_new(64, 0);
+  fx_sign(&g_rsa, "RS256", k8s_claims(NOW - 60, NOW + 600, K8S_ISS, "idmint"), g_tok,
+          sizeof g_tok);
+  idm_attest_t *a = mk();
+  cr_assert(!verify_k8s(a, c));
+  cr_assert(verify_k8s(a, c));
+
+  idm_attest_t *b = mk(); /* reload, nothing changed */
+  for (size_t i = 0; i < b->n; i++)
+    cr_assert_eq(a->prov[i].gen, b->prov[i].gen, "trust block %zu", i);
+  idm_attest_free(a);
+  cr_assert(verify_k8s(b, c), "an unchanged trust block lost its cached identities");
+
+  static const char *const aud2[] = {"idmint", "idmint-canary"}; /* a setting changes */
+  t_k8s.audience = aud2;
+  t_k8s.audience_count = 2;
+  idm_attest_t *d = mk();
+  t_k8s.audience = k8s_aud;
+  t_k8s.audience_count = 1;
+  cr_assert_neq(d->prov[0].gen, b->prov[0].gen);
+  for (size_t i = 1; i < d->n; i++)
+    cr_assert_eq(d->prov[i].gen, b->prov[i].gen, "trust block %zu", i);
+  cr_assert(!verify_k8s(d, c), "served from the cache after its trust block changed");
+  cr_assert(verify_k8s(d, c));
+
+  const fx_key_t *rsa_only[] = {&g_rsa}; /* the key file changes, the signing key stays */
+  fx_jwks_write(env_path("k8s.jwks"), rsa_only, 1, NULL);
+  idm_attest_t *e = mk();
+  const fx_key_t *k8s[] = {&g_rsa, &g_ec256};
+  fx_jwks_write(env_path("k8s.jwks"), k8s, 2, NULL);
+  cr_assert_neq(e->prov[0].gen, d->prov[0].gen);
+  cr_assert_eq(e->prov[1].gen, d->prov[1].gen);
+  cr_assert(!verify_k8s(e, c), "served from the cache after its key file changed");
+  idm_attest_free(b);
+  idm_attest_free(d);
+  idm_attest_free(e);
+  idm_attest_cache_free(c);
 }
 
 /* A SPIFFE trust bundle as SPIRE serves it: a jwt-svid key and an x509-svid entry (which

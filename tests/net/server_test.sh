@@ -44,6 +44,11 @@ r=$(exchange "$T/sandbox.jwt" payments-db)
 case "$r" in '403 {"error":"access_denied","error_description":"forbidden by rule no-sandbox"}') ;; *) fail "forbid: $r" ;; esac
 r=$(exchange "$T/web.jwt" payments-db)
 case "$r" in '403 {"error":"access_denied",'*) ;; *) fail "default deny: $r" ;; esac
+# a denial whose requested scope is too large for an audit entry once escaped (1000
+# control bytes: 6000 escaped) is still recorded, without the scope (found by fuzzing)
+for i in $(seq 1000); do printf '\001'; done > "$T/bigscope"
+r=$(exchange "$T/web.jwt" payments-db --data-urlencode "scope@$T/bigscope")
+case "$r" in '403 {"error":"access_denied",'*) ;; *) fail "default deny, large scope: $r" ;; esac
 r=$(exchange "$T/rogue.jwt" payments-db)
 case "$r" in '400 {"error":"invalid_grant",'*) ;; *) fail "bad signature: $r" ;; esac
 echo -n "not-a-jwt" > "$T/junk"
@@ -196,6 +201,21 @@ grep '"event":"reload_partial"' "$T/server.err" | grep -q '"kept":"threads"' ||
 r=$(exchange "$T/payments.jwt" reports)
 case "$r" in "200 "*) ;; *) fail "after partial reload: $r" ;; esac
 ok "SIGHUP reload of a start-only setting (threads): applied the rest, warned reload_partial"
+# a reload keeps the attestation cache of trust blocks it did not change: no verification
+# again (the old server cleared every cache at each reload)
+misses() { curl -s "$BASE/metrics" | sed -n 's/^idmint_attest_cache_total{result="miss"} //p'; }
+for _ in $(seq 1 16); do exchange "$T/payments.jwt" payments-db >/dev/null; done  # every thread
+m0=$(misses)
+n=$(grep -c '"event":"reloaded"' "$T/server.err")
+kill -HUP "$SERVER_PID"
+for _ in $(seq 1 40); do [ "$(grep -c '"event":"reloaded"' "$T/server.err")" -gt "$n" ] && break; sleep 0.05; done
+for _ in $(seq 1 8); do
+  r=$(exchange "$T/payments.jwt" payments-db)
+  case "$r" in "200 "*) ;; *) fail "after the cache-keeping reload: $r" ;; esac
+done
+m1=$(misses)
+[ -n "$m0" ] && [ "$m0" = "$m1" ] || fail "attestation cache misses went from $m0 to $m1 across a reload"
+ok "SIGHUP reload kept the attestation cache ($m1 misses before and after)"
 
 # --- every log line is one JSON object
 python3 - "$T/server.err" <<'PY' || fail "log lines are not JSON"
@@ -213,5 +233,7 @@ ok "SIGTERM: drained, exit 0"
 "$IDMINT" audit verify "$T/audit.log" --jwks "$T/our.jwks" > "$T/audit.out" 2>&1 ||
   fail "audit verify: $(cat "$T/audit.out")"
 grep -q '"d":"deny"' "$T/audit.log" || fail "denials not audited"
+grep -q '"d":"deny".*requested scope of 1000 bytes not recorded' "$T/audit.log" ||
+  fail "denial with a scope too large for its audit entry not recorded"
 grep -q '"d":"allow"' "$T/audit.log" || fail "allows not audited"
 ok "audit log: allows and denials recorded; chain, signatures and entries verify"
