@@ -14,7 +14,9 @@
  * (bits 5-6: 127.0.0.1 and ::1 are trusted proxies, 10.9.8.7 is not, or no address) and
  * the method (bit 7: GET instead of POST). Then six lines (each ending in '\n'; an empty
  * line is an absent header): X-Forwarded-For, X-Idmint-Posture, Authorization,
- * X-Idmint-Subject-Token, X-Idmint-Target, X-Idmint-Scope; the rest is the body.
+ * X-Idmint-Subject-Token, X-Idmint-Target, X-Idmint-Scope; the rest is the body. An input
+ * whose header lines hold a control byte other than HTAB is skipped: both HTTP layers
+ * refuse such a field value, so the router never sees it.
  *
  * Properties: no crash, leak or sanitizer report; every answer has a known status and,
  * when it has a JSON body, the body parses and names an error (with a description) or is
@@ -293,6 +295,11 @@ static void run(const uint8_t *data, size_t size) {
   for (int i = 0; i < 6 && off < size; i++) {
     const uint8_t *nl = memchr(data + off, '\n', size - off);
     size_t end = nl ? (size_t)(nl - data) : size;
+    /* What the HTTP layers let through: a field value with a control byte other than
+     * HTAB never reaches the router (http1.c refuses it; so does nghttp2). */
+    for (size_t k = off; k < end; k++)
+      if ((data[k] < 0x20 && data[k] != '\t') || data[k] == 0x7f)
+        return;
     if (end > off)
       *hdr[i] = (idm_view_t){(const char *)data + off, (uint32_t)(end - off)};
     off = nl ? end + 1 : size;

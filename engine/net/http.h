@@ -68,7 +68,9 @@ typedef struct idm_http_resp {
 } idm_http_resp_t;
 
 /* Records one request header by name if it is one the router reads (name is matched
- * case-insensitively). Used by both protocol layers. */
+ * case-insensitively). Used by both protocol layers, which pass only valid field values:
+ * no control byte other than HTAB (http1.c refuses the request; nghttp2 resets the
+ * stream), so no NUL reaches the handlers or the audit log through a header. */
 void idm_http_req_header(idm_http_req_t *req, const char *name, size_t name_len,
                          const char *value, size_t value_len);
 /* Splits a request target into path and query and sets the method from its name. */
