@@ -215,6 +215,7 @@ struct worker {
   idm_exehash_t *exehash;      /* hashes peers' executables off the loop (unix owner) */
   uint64_t exehash_buf;        /* its eventfd's counter, read through the ring */
   bool exehash_armed;
+  bool exehash_broken;         /* its eventfd read failed: hash in the loop (on_hashed) */
   conn_t *conns;
   uint32_t conns_max, nopen;
   uint32_t *free_slots, nfree;
@@ -473,7 +474,7 @@ static void unix_peer_attest(worker_t *w, conn_t *c) {
   idm_err_t e;
   if (!w->snap || !w->snap->attest)
     e = idm_fail(&why, IDM_ERR_ATTEST_TRUST_UNKNOWN, "no trust block of kind unix");
-  else if (w->exehash)
+  else if (w->exehash && !w->exehash_broken)
     e = idm_attest_unix_peer_cached(w->snap->attest, c->fd, &u->arena, &u->id, &xfd, &why);
   else /* no hasher thread (it could not start): hash here */
     e = idm_attest_unix_peer(w->snap->attest, c->fd, &u->arena, &u->id, &why);
@@ -1243,7 +1244,7 @@ static void on_accept(worker_t *w, struct io_uring_cqe *cqe) {
 
 /* The exehash thread's eventfd: one read armed at a time. */
 static void arm_hashed(worker_t *w) {
-  if (!w->exehash || w->exehash_armed)
+  if (!w->exehash || w->exehash_armed || w->exehash_broken)
     return;
   struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
   if (!sqe)
@@ -1256,8 +1257,26 @@ static void arm_hashed(worker_t *w) {
 /* Executables hashed: identify their connections now (the digest is cached) and let their
  * input through. A connection closed meanwhile (its slot reused or not) is skipped. */
 static void on_hashed(worker_t *w, struct io_uring_cqe *cqe) {
-  (void)cqe;
   w->exehash_armed = false;
+  if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN) {
+    /* Cannot happen with an eventfd; if it does, do not spin re-arming a failing read:
+     * the jobs handed out finish unseen, so hash in the loop from now on (exehash_broken)
+     * and fail the connections that wait. */
+    char e[64];
+    snprintf(e, sizeof e, "%s", strerror(-cqe->res));
+    idm_log("error", "exehash_failed", "error", e, "msg",
+            "reading the hasher's eventfd failed; hashing in the event loop from now on", NULL);
+    w->exehash_broken = true;
+    for (uint32_t i = 0; i < w->conns_max; i++) {
+      conn_t *c = &w->conns[i];
+      if (c->state == C_OPEN && c->up && c->up->hashing) {
+        c->up->hashing = false;
+        c->up->gen = UINT64_MAX; /* identified again (inline) before its next request */
+        mark_ready(w, c);
+      }
+    }
+    return;
+  }
   idm_exehash_done_t d[16];
   size_t n;
   while ((n = idm_exehash_take(w->exehash, d, sizeof d / sizeof d[0])) > 0) {
