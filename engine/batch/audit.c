@@ -50,6 +50,7 @@
 #define LINE_TAIL_LEN (PREV_KEY_LEN + HASH_B64 + 2) /* ,"prev":"<43>"} */
 
 typedef struct range { uint64_t off, end; } range_t;
+typedef struct qline { const char *rec; size_t len; uint64_t off; uint32_t owner; } qline_t;
 
 #define LINE_START "{\"v\":2,\"seq\":"
 #define LINE_START_LEN 13
@@ -79,6 +80,12 @@ struct idm_audit_log {
   pthread_cond_t zdone;               /* idm_audit_write_sync waits here for a claim's end */
   pthread_t zthr;
   uint8_t *zbuf;                      /* zero_chunk zero bytes */
+  /* The shared write queue (see "Write queue" below). */
+  qline_t *q;                         /* IDM_AUDIT_QUEUE_MAX; q[0..qn) sorted by offset (mu) */
+  size_t qn;
+  uint64_t qnext;                     /* where the next group starts (mu) */
+  _Atomic bool writer;                /* a group is being written (set and cleared under mu) */
+  _Atomic size_t qn_pub;              /* qn, for idm_audit_write_busy */
 };
 
 static void hash_b64(char out[HASH_B64], const idm_hash_t *h) {
@@ -402,7 +409,13 @@ idm_audit_log_t *idm_audit_open(const char *path, const idm_audit_opts_t *opts,
       log->recovered = (uint64_t)st.st_size - good;
     }
   }
+  log->q = calloc(IDM_AUDIT_QUEUE_MAX, sizeof *log->q);
+  if (!log->q) {
+    idm_fail(why, IDM_ERR_NOMEM, "out of memory opening the audit log");
+    goto fail;
+  }
   log->end = good;
+  log->qnext = good;
   atomic_store(&log->written, good);
   atomic_store(&log->synced, good);
   atomic_store(&log->next_seq, seq_next);
@@ -420,6 +433,7 @@ fail_cv:
 fail:
   pthread_mutex_destroy(&log->mu);
   close(fd);
+  free(log->q);
   free(log);
   return NULL;
 }
@@ -443,6 +457,7 @@ void idm_audit_close(idm_audit_log_t *log) {
   pthread_cond_destroy(&log->zdone);
   pthread_mutex_destroy(&log->mu);
   free(log->zbuf);
+  free(log->q);
   free(log);
 }
 
@@ -568,6 +583,88 @@ bool idm_audit_fsync_due(idm_audit_log_t *log, int64_t now_ns, uint64_t *upto) {
   }
   pthread_mutex_unlock(&log->mu);
   return due;
+}
+
+/* ---- write queue ---------------------------------------------------------------------
+ *
+ * The server's group commit across threads. A sealed line is queued (idm_audit_enqueue)
+ * once its bytes are final, in offset order (a line chained by another thread that has not
+ * queued it yet leaves a gap, and nothing after the gap is taken until it comes). At most
+ * one writer at a time takes every queued line contiguous from qnext — the lowest offset
+ * not yet taken — as one group (idm_audit_take), writes it, reports it (idm_audit_written,
+ * idm_audit_synced) and gives the role back (idm_audit_put). The file is thus written
+ * strictly in order, one group after the other: a crash leaves a torn or missing tail,
+ * never a hole before a written line. With fsync batch every group is written with
+ * RWF_DSYNC, and since the one before it had completed (written and synced) when it was
+ * taken, its end is synced when it completes: no separate fdatasync is needed.
+ *
+ *   queue: | l7 (t0) | l8 (t1) | l9 (t1) |   | l11 (t0) |    one group: l7..l9 at qnext
+ *            ^ qnext                      ^ l10: chained by t0, not queued yet
+ *
+ * A line is taken only when idm_audit_may_write allows it (preallocation). */
+
+void idm_audit_enqueue(idm_audit_log_t *log, const char *rec, size_t len, uint64_t offset,
+                       uint32_t owner) {
+  pthread_mutex_lock(&log->mu);
+  if (log->qn == IDM_AUDIT_QUEUE_MAX) { /* cannot happen: one entry per batch slot */
+    fail_locked(log, "audit log: write queue full");
+    pthread_mutex_unlock(&log->mu);
+    return;
+  }
+  size_t i = log->qn;
+  while (i > 0 && log->q[i - 1].off > offset) { /* usually none: lines come in order */
+    log->q[i] = log->q[i - 1];
+    i--;
+  }
+  log->q[i] = (qline_t){rec, len, offset, owner};
+  log->qn++;
+  atomic_store_explicit(&log->qn_pub, log->qn, memory_order_relaxed);
+  pthread_mutex_unlock(&log->mu);
+}
+
+bool idm_audit_take(idm_audit_log_t *log, idm_audit_group_t *grp, bool *held) {
+  *held = false;
+  pthread_mutex_lock(&log->mu);
+  if (atomic_load(&log->writer) || atomic_load(&log->failed) || !log->qn ||
+      log->q[0].off != log->qnext) {
+    pthread_mutex_unlock(&log->mu);
+    return false;
+  }
+  if (!idm_audit_may_write(log, log->q[0].off + log->q[0].len)) {
+    *held = true;
+    pthread_mutex_unlock(&log->mu);
+    return false;
+  }
+  size_t n = 0;
+  uint64_t end = log->q[0].off;
+  while (n < log->qn && n < IDM_AUDIT_GROUP_LINES_MAX && log->q[n].off == end &&
+         idm_audit_may_write(log, end + log->q[n].len)) {
+    grp->iov[n] = (struct iovec){.iov_base = (void *)log->q[n].rec, .iov_len = log->q[n].len};
+    grp->owner[n] = log->q[n].owner;
+    end += log->q[n].len;
+    n++;
+  }
+  grp->n = (unsigned)n;
+  grp->off = log->q[0].off;
+  grp->end = end;
+  log->qn -= n;
+  memmove(log->q, log->q + n, log->qn * sizeof *log->q);
+  atomic_store_explicit(&log->qn_pub, log->qn, memory_order_relaxed);
+  log->qnext = end;
+  atomic_store(&log->writer, true);
+  pthread_mutex_unlock(&log->mu);
+  return true;
+}
+
+void idm_audit_put(idm_audit_log_t *log) {
+  pthread_mutex_lock(&log->mu);
+  atomic_store(&log->writer, false);
+  pthread_mutex_unlock(&log->mu);
+}
+
+bool idm_audit_write_busy(const idm_audit_log_t *log) {
+  return atomic_load_explicit(&log->writer, memory_order_relaxed) ||
+         atomic_load_explicit(&log->qn_pub, memory_order_relaxed);
 }
 
 idm_err_t idm_audit_write_sync(idm_audit_log_t *log, const char *rec, size_t len,

@@ -20,9 +20,9 @@
  *  - Sequence numbers come from one atomic counter (idm_audit_seq_reserve), taken before
  *    the batch is signed; sequences are unique but may appear out of file order by up to
  *    the number of concurrently sealing threads (the verifier allows IDM_AUDIT_REORDER_MAX).
- *  - idm_audit_chain is the only critical section, once per batch: it links the line to
- *    the previous one and assigns the line its file offset. File order = chain order, even
- *    when threads' writes complete out of order, because every write is positional.
+ *  - idm_audit_chain is the critical section that orders lines, once per batch: it links
+ *    the line to the previous one and assigns the line its file offset. File order = chain
+ *    order, because every write is positional.
  *  - A record is "released" (its responses may be sent) when every byte before its end
  *    has been written (policy none/interval) or written and fsynced (policy batch). So a
  *    client never holds a credential whose line could be lost behind an unwritten hole.
@@ -30,13 +30,17 @@
  *    failed state for good (fail closed): every batcher refuses new items with
  *    IDM_ERR_AUDIT_FAILED and /readyz reports idm_audit_failed's reason.
  *
- * ASYNCHRONOUS USE (the server, through its own io_uring ring):
- *    seal → submit write(fd, record, len, offset) → on CQE idm_audit_written(log, off, res)
- *    → policy batch: submit fdatasync → on CQE idm_audit_synced(log, upto, res)
+ * ASYNCHRONOUS USE (the server; group commit across its threads, see "write queue"):
+ *    seal → idm_audit_enqueue(log, line, ...) → any thread: idm_audit_take(log, &grp)
+ *    makes it THE writer of every queued line contiguous from the lowest unwritten offset
+ *    → pwritev(fd, grp.iov, grp.n, grp.off) (policy batch: through its ring, RWF_DSYNC)
+ *    → idm_audit_written(log, off, res) (+ policy batch: idm_audit_synced(log, grp.end, 0))
+ *    → idm_audit_put(log); wake the threads named in grp.owner
  *    → policy interval: each loop turn, if idm_audit_fsync_due(...) submit fdatasync
  *    → idm_batch_complete() releases the batches whose end <= idm_audit_released_upto.
+ *    One writer at a time, in file order: a crash leaves a torn or missing tail, no hole.
  * SYNCHRONOUS USE (CLI, tests, benchmarks): idm_audit_write_sync does pwrite (+ fdatasync
- * for policy batch) and the same bookkeeping. */
+ * for policy batch) and the same bookkeeping (not mixed with the queue on one log). */
 #ifndef IDM_BATCH_AUDIT_H
 #define IDM_BATCH_AUDIT_H
 
@@ -44,8 +48,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "batch/merkle.h"
+#include "core/limits.h"
 #include "core/error.h"
 #include "crypto/jose.h"
 
@@ -140,6 +146,37 @@ bool idm_audit_fsync_due(idm_audit_log_t *log, int64_t now_ns, uint64_t *upto);
 void idm_audit_fail(idm_audit_log_t *log, const char *reason);
 /* True when the log has failed; the reason goes into *why (for /readyz). Atomic read. */
 bool idm_audit_failed(const idm_audit_log_t *log, idm_why_t *why);
+
+/* ---- the write queue (group commit across threads) ----------------------------------- */
+
+/* One writer's group: lines [off, end) of the file, contiguous, iov[0..n) in order, each
+ * with the owner its thread gave idm_audit_enqueue. */
+typedef struct idm_audit_group {
+  uint64_t off, end;
+  unsigned n;
+  struct iovec iov[IDM_AUDIT_GROUP_LINES_MAX];
+  uint32_t owner[IDM_AUDIT_GROUP_LINES_MAX];
+} idm_audit_group_t;
+
+/* Queues a chained line whose bytes are final, [offset, offset + len), for the writer.
+ * rec must stay valid until the line is released (idm_audit_released_upto passes its end)
+ * or the log has failed. owner is the caller's (the server's worker index). A full queue
+ * (cannot happen: at most one line per batch slot of every thread) fails the log. */
+void idm_audit_enqueue(idm_audit_log_t *log, const char *rec, size_t len, uint64_t offset,
+                       uint32_t owner);
+/* Becomes the log's one writer: true with *grp = every queued line contiguous from the
+ * lowest offset not yet taken (at most IDM_AUDIT_GROUP_LINES_MAX, each allowed by
+ * idm_audit_may_write). The caller writes it whole (short writes: the rest, at its
+ * offset), reports it (idm_audit_written; policy batch, written with RWF_DSYNC:
+ * idm_audit_synced(log, grp->end, 0) — everything before it was synced when it was taken)
+ * and calls idm_audit_put. False when another writer is active, nothing is queued at the
+ * lowest offset (its thread has not queued it yet), the log has failed, or — *held true —
+ * the zeroer is not yet past the first line (retry on a later turn). */
+bool idm_audit_take(idm_audit_log_t *log, idm_audit_group_t *grp, bool *held);
+/* The writer is done with its group (after its bookkeeping): another may take the next. */
+void idm_audit_put(idm_audit_log_t *log);
+/* A writer is active or a line is queued (relaxed atomic reads: a hint for batching). */
+bool idm_audit_write_busy(const idm_audit_log_t *log);
 
 /* Synchronous write of one record at its offset (waits, off the request path, while
  * idm_audit_may_write is false; pwrite loop, then fdatasync for policy

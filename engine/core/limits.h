@@ -166,6 +166,10 @@
 #define IDM_NET_METRIC_TARGETS_MAX 64
 /* Timer sweep and signal check period of the event loop. */
 #define IDM_NET_TICK_MS 200
+/* How long a thread with batches awaiting their audit line sleeps at most: the thread that
+ * writes them wakes it with a ring message (IORING_OP_MSG_RING); this is the backstop
+ * (a log failed by the preallocation zeroer wakes no one). Without ring messages: 1 ms. */
+#define IDM_NET_AUDIT_POLL_MS 10
 
 #ifndef __cplusplus /* C++ (benchmarks) spells it static_assert */
 _Static_assert(IDM_NET_CONN_IN_BYTES >= IDM_NET_HEADER_MAX_BYTES + IDM_NET_BODY_MAX_BYTES,
@@ -217,6 +221,11 @@ _Static_assert((IDM_NET_RECV_BUFS & (IDM_NET_RECV_BUFS - 1)) == 0, "buffer ring 
  * that a request-path fdatasync could otherwise find dirty). */
 #define IDM_AUDIT_PREALLOC_MAX_MIB 16384
 #define IDM_AUDIT_ZERO_CHUNK (256 * 1024)
+/* The shared audit write queue (idm_audit_enqueue): sealed lines of every thread not yet
+ * written, at most one per batch slot of every thread; and the most lines one writer takes
+ * into one pwritev (a group; well under IOV_MAX). */
+#define IDM_AUDIT_QUEUE_MAX (IDM_NET_THREADS_MAX * IDM_BATCH_INFLIGHT_MAX)
+#define IDM_AUDIT_GROUP_LINES_MAX 64
 /* Verified batch signatures a verifier remembers, so that it checks each batch's
  * signature once. */
 #define IDM_VERIFY_CACHE_ENTRIES 1024

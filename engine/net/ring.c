@@ -87,6 +87,8 @@ idm_err_t idm_ring_init(idm_ring_t *r, unsigned entries, uint32_t buf_count, uin
   bool have_send = probe && io_uring_opcode_supported(probe, IORING_OP_SEND);
   bool have_accept = probe && io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
   bool have_close = probe && io_uring_opcode_supported(probe, IORING_OP_CLOSE);
+  /* off with the forced single-shot fallback too, so that its test also runs the poll */
+  r->msg_ring = allow_multishot && probe && io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
   if (probe)
     io_uring_free_probe(probe);
   if (!have_recv || !have_send || !have_accept || !have_close) {
@@ -172,8 +174,9 @@ void idm_ring_buf_recycle(idm_ring_t *r, uint16_t bid) {
 void idm_ring_describe(const idm_ring_t *r, char *out, size_t cap) {
   snprintf(out, cap,
            "io_uring: multishot accept %s, multishot receive %s, provided buffer ring %s "
-           "(%u x %u bytes), fast poll %s, deferred task run %s",
+           "(%u x %u bytes), fast poll %s, deferred task run %s, ring messages %s",
            r->multishot_accept ? "yes" : "no (single-shot accept)",
            r->multishot_recv ? "yes" : "no (single-shot receive)", r->buf_ring ? "yes" : "no",
-           r->buf_count, r->buf_bytes, (r->features & IORING_FEAT_FAST_POLL) ? "yes" : "no", r->deferred ? "yes" : "no");
+           r->buf_count, r->buf_bytes, (r->features & IORING_FEAT_FAST_POLL) ? "yes" : "no", r->deferred ? "yes" : "no",
+           r->msg_ring ? "yes" : "no (1 ms poll for audit releases)");
 }

@@ -45,6 +45,8 @@ typedef enum idm_op {
   IDM_OP_CANCEL,  /* result ignored */
   IDM_OP_WRITE,   /* slot = audit write */
   IDM_OP_FSYNC,   /* slot = audit write whose fdatasync this is */
+  IDM_OP_WAKE,    /* a message from another thread's ring (IORING_OP_MSG_RING): its audit
+                     write released our lines, or the log went idle or failed */
   IDM_OP_HASHED,  /* read of the executable hasher's eventfd (net/exehash.h) */
   IDM_OP__COUNT
 } idm_op_t;
@@ -70,6 +72,7 @@ typedef struct idm_ring {
   uint32_t buf_count;         /* power of two */
   uint32_t buf_bytes;
   uint16_t bgid;
+  bool msg_ring;              /* IORING_OP_MSG_RING (5.18+): wake another thread's ring */
   bool deferred;              /* IORING_SETUP_DEFER_TASKRUN (6.1+): completions are run
                                  only when the owner waits; idm_ring_start binds the owner */
   uint64_t sq_full;           /* times the SQ was full and had to be flushed */

@@ -22,15 +22,16 @@
  *
  * Adaptive batching and audit group commit. A gathered batch is sealed at the end of a
  * turn when the turn was saturated, for a lone client, when the seal gap has passed, or —
- * when this thread's audit I/O is idle — after the gap scaled down by how busy the thread
- * has been (seal_due): an idle thread seals at once, a busy one lets batches grow, since
- * each seal costs a root signature and an audit write. Sealed lines queue and, with one
- * worker thread, leave as one pwritev once its previous audit I/O is done (write_kick;
- * with several threads each line is written at once, see submit_line): with fsync batch the
- * group is written with RWF_DSYNC when every byte before it is synced (write and sync in
- * one trip through io_uring's worker), otherwise plainly and one fdatasync per thread,
- * covering every line written when it starts, syncs it (sync_kick). The completion that
- * releases a batch releases and sends its answers at once, before the turn reads more.
+ * when the audit I/O is idle — after the gap scaled down by how busy the thread has been
+ * (seal_due): an idle thread seals at once, a busy one lets batches grow, since each seal
+ * costs a root signature and a share of an audit write. Sealed lines of every thread go
+ * into the log's one offset-ordered queue; one thread at a time is the log's writer and
+ * writes every line queued at the lowest unwritten offset as one pwritev (write_kick),
+ * strictly in file order, so a crash leaves no hole: with fsync batch through its ring
+ * with RWF_DSYNC (write and sync in one trip through io_uring's worker, no fdatasync),
+ * otherwise inline. Its completion releases the answers of its own lines at once, before
+ * the turn reads more, and wakes each other thread whose lines it carried with a message
+ * on that thread's ring (IORING_OP_MSG_RING; a 1 ms poll where the kernel lacks it).
  *
  * user_data carries (op, slot, generation) — see ring.h. A connection slot is reused only
  * when no operation on it is in flight (ops == 0), and its generation changes on reuse, so
@@ -154,20 +155,14 @@ typedef struct pending {
   idm_exchange_res_t res;
 } pending_t;
 
-/* One audit record being written (and, for fsync batch, synced) through the ring. */
-typedef struct audit_write {
+/* fsync interval: the thread's fdatasync in flight. */
+typedef struct audit_sync {
   bool busy;
-  const char *rec;             /* the batcher's line; valid until its slot completes */
-  size_t len;
-  uint64_t off;
-  uint64_t upto;               /* fdatasync: the written watermark it covers */
-  uint64_t end;                /* the line's end in the file */
-  bool dsync;                  /* line written alone (threads > 1): with RWF_DSYNC */
+  uint64_t upto;               /* the written watermark it covers */
 #if IDM_NET_STAGES
   int64_t sub_ns;
 #endif
-} audit_write_t;
-#define WR_SLOTS (IDM_BATCH_INFLIGHT_MAX + 1) /* + one interval fdatasync */
+} audit_sync_t;
 
 
 /* Stage timing (opt-in, compile time: -DIDM_NET_STAGES=1; off by default and then no code
@@ -239,18 +234,17 @@ struct worker {
   idm_batch_t *batch;
   pending_t *pend;
   uint32_t pend_free, npend;   /* free list head (UINT32_MAX: empty), in use */
-  audit_write_t wr[WR_SLOTS];
-  unsigned wq[IDM_BATCH_INFLIGHT_MAX], nwq; /* sealed lines not yet written, in seal order */
-  struct {                     /* the write in flight: lines wr[idx[0..n)], contiguous */
-    bool busy, dsync;          /* dsync: RWF_DSYNC (synced when it completes) */
-    unsigned n, iov0;          /* iov[iov0..n): what is left to write (short writes) */
-    unsigned idx[IDM_BATCH_INFLIGHT_MAX];
-    struct iovec iov[IDM_BATCH_INFLIGHT_MAX];
-    uint64_t off, end;         /* file range left to write */
+  audit_sync_t fs;             /* fsync interval: our fdatasync */
+  struct {                     /* this thread is the log's writer (idm_audit_take) */
+    bool busy;
+    unsigned iov0;             /* g.iov[iov0..n): what is left to write (short writes) */
+    idm_audit_group_t g;       /* g.off advances over short writes; g.end stays */
 #if IDM_NET_STAGES
     int64_t sub_ns;
 #endif
   } grp;
+  _Atomic bool wake_me;        /* a batch lingers until the audit I/O is idle: the writer
+                                  wakes us when its group completes */
   const idm_snapshot_t *snap;
   _Atomic uint64_t seen_gen;
   int64_t now_ns, next_tick_ns;
@@ -258,7 +252,6 @@ struct worker {
   uint32_t audit_cqes;         /* audit completions reaped this turn */
   bool audit_inline_done;      /* an inline audit write completed (audit_write_inline) */
   uint32_t turn_scale;         /* 1..IDM_NET_TURN_SCALE_MAX: the turn budget's multiple */
-  uint64_t sync_upto;          /* fsync batch: audit bytes covered by our last fdatasync */
   uint32_t util_pm;            /* utilization, ‰ (EWMA of IDM_NET_UTIL_WINDOW_US windows) */
   int64_t util_t0, idle_ns;    /* the current window: start, time spent waiting */
   unsigned seal_reason;        /* idm_seal_reason_t of the next seal (metrics) */
@@ -287,6 +280,8 @@ static struct {
   unsigned naddr;
   int64_t header_timeout_ns, idle_timeout_ns, drain_timeout_ns;
   idm_audit_log_t *audit;
+  bool msg_ring;               /* every ring can wake another (IORING_OP_MSG_RING) */
+  atomic_bool audit_held;      /* the last take was held for the preallocation zeroer */
   char issuer[512];            /* fixed for the process: the batchers' issuer */
   char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" : no unix socket */
 } g;
@@ -326,13 +321,11 @@ static bool turn_spent(const worker_t *w) {
          w->turn_reqs >= IDM_NET_TURN_REQS * w->turn_scale;
 }
 
-/* The thread's audit I/O is idle: no line queued, no write and no fdatasync in flight.
- * Only one worker thread tracks this (its lines are written in groups, write_kick); with
- * several, lines are written one by one as they are sealed and the seal gap stays fixed:
- * more, smaller lines of several threads interleaved would leave more holes in the file
- * at a crash (tests/batch/crashsafe_prealloc_test.sh). */
+/* The audit I/O is idle: no line of any thread queued, no group being written (by any
+ * thread: lines of all threads are written in groups by one writer at a time, write_kick),
+ * and no fdatasync of ours in flight. */
 static bool audit_idle(const worker_t *w) {
-  return g.nthreads == 1 && !w->nwq && !w->grp.busy && !w->wr[WR_SLOTS - 1].busy;
+  return !idm_audit_write_busy(g.audit) && !w->fs.busy;
 }
 
 /* Seal the gathered batch at the end of this turn? The adaptive half of group commit:
@@ -345,9 +338,11 @@ static bool audit_idle(const worker_t *w) {
  *    seal costs a root signature and an audit write + sync (~0.1 ms of CPU here, more than
  *    a handful of requests) and sealing at every short turn tips a server at 80 % load
  *    into overload;
- *  - while the audit I/O is busy a new line would only wait behind it (write_kick writes it
- *    when it is done, with whatever else is sealed by then), so the batch keeps gathering
- *    until that I/O completes — that turn seals it — or IDM_NET_SEAL_GAP_US have passed.
+ *  - while the audit I/O is busy a new line would only wait behind it (the writer takes it
+ *    when its write is done, with whatever else is queued by then), so the batch keeps
+ *    gathering until that I/O completes — the writer's completion, or its ring message to
+ *    a thread that asked for one (wake_me), makes that turn seal it — or
+ *    IDM_NET_SEAL_GAP_US have passed.
  * Sets w->seal_reason for the metrics. */
 static bool seal_due(worker_t *w) {
   if (turn_spent(w) || w->ncarry) {
@@ -367,9 +362,13 @@ static bool seal_due(worker_t *w) {
     w->seal_reason = IDM_SEAL_GAP;
     return true;
   }
-  if (audit_idle(w) && since >= seal_gap_idle_ns(w)) {
-    w->seal_reason = IDM_SEAL_IDLE;
-    return true;
+  if (audit_idle(w)) {
+    if (since >= seal_gap_idle_ns(w)) {
+      w->seal_reason = IDM_SEAL_IDLE;
+      return true;
+    }
+  } else if (g.nthreads > 1) {
+    atomic_store_explicit(&w->wake_me, true, memory_order_relaxed); /* group_done wakes us */
   }
   return false;
 }
@@ -822,14 +821,25 @@ static void on_done(void *cookie, idm_err_t err, void *ctx) {
   pend_put(w, p);
 }
 
-/* Audit group commit, writes: the lines sealed while this thread's audit I/O is busy wait
- * in wq (in seal order, hence offset order) and leave together, as one pwritev of every
- * contiguous line, when it is idle again: one trip through io_uring's worker for a group of
- * batches, where each line used to cost a write (and, with fsync batch, a share of an
- * fdatasync). With fsync batch the group is written with RWF_DSYNC when every byte before
- * it is synced (one operation writes and syncs it), else plainly and sync_kick's
- * fdatasync covers it; no group is started while our fdatasync runs, since its lines would
- * wait for the next one anyway (and be written with RWF_DSYNC once it is done). */
+/* Audit group commit across threads. A sealed line is queued in the log's shared,
+ * offset-ordered queue (idm_audit_enqueue, seal_submit). One thread at a time is the log's
+ * writer: the first whose write_kick finds lines queued at the lowest unwritten offset and
+ * no writer active takes every such line (idm_audit_take), of any thread, and writes them
+ * as one pwritev; when it completes it gives the role back and takes what was queued
+ * meanwhile. So lines sealed while a write runs wait and leave together, the file is
+ * written strictly in order (a kill -9 leaves a torn or missing tail, never a hole before
+ * a written line: tests/batch/crashsafe_test.sh), and a write carries the lines of every
+ * thread: one write per group, not one per line and thread.
+ *
+ * With fsync batch each group is written through the writer's ring with RWF_DSYNC: the
+ * group before it had completed, written and synced, when it was taken, so its completion
+ * makes everything up to its end durable — one operation writes and syncs it, and no
+ * fdatasync is needed. With fsync none or an interval it is a plain pwritev made inline
+ * (audit_write_inline). Then the writer wakes each other thread whose line it carried
+ * (group_wake: a message on its ring, IORING_OP_MSG_RING), which releases and sends its
+ * answers at once. Line memory is the sealing thread's batcher slot, which is reused only
+ * once the line is released (or the log has failed, when no new line is sealed), so
+ * another thread may write it. */
 static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe);
 
 /* With fsync `none` or an interval, an audit write is a plain buffered write: it is made
@@ -843,6 +853,46 @@ static bool audit_write_inline(void) {
   return idm_audit_options(g.audit)->fsync != IDM_AUDIT_FSYNC_BATCH;
 }
 
+/* Wakes worker t's loop with a message on its ring (IDM_OP_WAKE). Without ring messages
+ * a thread with batches in flight polls at 1 ms instead (worker_main). */
+static bool wake_worker(worker_t *w, unsigned t) {
+  if (!g.msg_ring || t == w->index || t >= g.nthreads)
+    return false;
+  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
+  if (!sqe)
+    return false;
+  io_uring_prep_msg_ring(sqe, g.workers[t].ring.ring.ring_fd, 0,
+                         idm_ud_make(IDM_OP_WAKE, w->index, 0), 0);
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_CANCEL, 0, 0)); /* our own CQE: ignored */
+  return true;
+}
+
+/* After a group: wake the threads whose lines it carried, and those whose batch lingers
+ * until the audit I/O is idle (wake_me); every other thread when the log failed. True
+ * when a message was queued: the caller submits it at once (group_done), not at the end
+ * of this thread's turn, which may hold many signatures. */
+static bool group_wake(worker_t *w, bool all) {
+  if (g.nthreads == 1)
+    return false;
+  uint64_t seen[(IDM_NET_THREADS_MAX + 63) / 64] = {0};
+  bool sent = false;
+  for (unsigned k = 0; k < w->grp.g.n; k++) {
+    uint32_t t = w->grp.g.owner[k];
+    if (t < IDM_NET_THREADS_MAX && !(seen[t / 64] >> (t % 64) & 1)) {
+      seen[t / 64] |= 1ull << (t % 64);
+      sent |= wake_worker(w, t);
+    }
+  }
+  for (unsigned t = 0; t < g.nthreads; t++) {
+    if (seen[t / 64] >> (t % 64) & 1)
+      continue;
+    bool lingers = atomic_exchange_explicit(&g.workers[t].wake_me, false, memory_order_relaxed);
+    if (all || lingers)
+      sent |= wake_worker(w, t);
+  }
+  return sent;
+}
+
 static void audit_inline_complete(worker_t *w, uint64_t user_data, ssize_t r) {
   struct io_uring_cqe cqe;
   memset(&cqe, 0, sizeof cqe);
@@ -852,122 +902,71 @@ static void audit_inline_complete(worker_t *w, uint64_t user_data, ssize_t r) {
   on_audit_cqe(w, &cqe); /* a short write or EINTR writes the rest from there */
 }
 
+static void group_done(worker_t *w, bool failed);
+
 static void submit_group(worker_t *w) {
   if (audit_write_inline()) {
-    ssize_t r = pwritev(idm_audit_fd(g.audit), w->grp.iov + w->grp.iov0,
-                        (int)(w->grp.n - w->grp.iov0), (off_t)w->grp.off);
-    audit_inline_complete(w, idm_ud_make(IDM_OP_WRITE, WR_SLOTS, 0), r);
+    ssize_t r = pwritev(idm_audit_fd(g.audit), w->grp.g.iov + w->grp.iov0,
+                        (int)(w->grp.g.n - w->grp.iov0), (off_t)w->grp.g.off);
+    audit_inline_complete(w, idm_ud_make(IDM_OP_WRITE, 0, 0), r);
     return;
   }
   struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
   if (!sqe) {
-    idm_audit_written(g.audit, w->grp.off, -EIO);
-    for (unsigned k = 0; k < w->grp.n; k++)
-      w->wr[w->grp.idx[k]].busy = false;
-    w->grp.busy = false;
+    idm_audit_written(g.audit, w->grp.g.off, -EIO);
+    group_done(w, true);
     return;
   }
-  io_uring_prep_writev(sqe, idm_audit_fd(g.audit), w->grp.iov + w->grp.iov0,
-                       w->grp.n - w->grp.iov0, w->grp.off);
-  if (w->grp.dsync)
-    sqe->rw_flags = RWF_DSYNC; /* each completed piece is on disk when its CQE comes */
-  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, WR_SLOTS, 0));
+  io_uring_prep_writev(sqe, idm_audit_fd(g.audit), w->grp.g.iov + w->grp.iov0,
+                       w->grp.g.n - w->grp.iov0, w->grp.g.off);
+  sqe->rw_flags = RWF_DSYNC; /* fsync batch: each completed piece is on disk when its CQE comes */
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, 0, 0));
 }
 
-/* threads > 1: one line per write, submitted as soon as it is sealed (as before group
- * commit). Lines of several threads interleave in the file; a thread holding its line back
- * while its previous I/O runs would let the other threads write past it, and a crash then
- * leaves a hole before their lines — which a preallocated log's verifier rejects, and
- * which costs a restart the lines after it. */
-static void submit_line(worker_t *w, unsigned i) {
-  audit_write_t *a = &w->wr[i];
-  if (audit_write_inline()) {
-    ssize_t r = pwrite(idm_audit_fd(g.audit), a->rec, a->len, (off_t)a->off);
-    audit_inline_complete(w, idm_ud_make(IDM_OP_WRITE, i, 0), r);
-    return;
-  }
-  struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
-  if (!sqe) {
-    idm_audit_written(g.audit, a->off, -EIO);
-    a->busy = false;
-    return;
-  }
-  io_uring_prep_write(sqe, idm_audit_fd(g.audit), a->rec, (unsigned)a->len, a->off);
-  if (a->dsync)
-    sqe->rw_flags = RWF_DSYNC; /* each completed piece is on disk when its CQE comes */
-  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_WRITE, i, 0));
-}
-
+/* Becomes the log's writer and writes a group, while there is one to take: inline writes
+ * complete here, so the loop takes what other threads queued meanwhile; a ring write holds
+ * the role until its completion (on_audit_cqe takes the next group then). A group held
+ * for the preallocation zeroer is retried on a later turn (audit_held: threads with batches
+ * in flight poll at 1 ms meanwhile). */
 static void write_kick(worker_t *w) {
-  bool batch = idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH;
-  if (g.nthreads > 1) {
-    if (w->nwq && !idm_audit_may_write(g.audit, w->wr[w->wq[0]].end))
-      IDM_MET_INC(&w->metrics.audit_prealloc_waits);
-    while (w->nwq && idm_audit_may_write(g.audit, w->wr[w->wq[0]].end)) {
-      unsigned i = w->wq[0];
-      w->nwq--;
-      memmove(w->wq, w->wq + 1, w->nwq * sizeof w->wq[0]);
-      /* RWF_DSYNC when every byte before the line is synced: write and sync in one. */
-      w->wr[i].dsync = batch && idm_audit_released_upto(g.audit) >= w->wr[i].off;
-      IDM_MET_INC(&w->metrics.audit_writes);
+  bool held = false, took = false;
+  while (!w->grp.busy && idm_audit_take(g.audit, &w->grp.g, &held)) {
+    took = true;
+    w->grp.busy = true;
+    w->grp.iov0 = 0;
+    IDM_MET_INC(&w->metrics.audit_writes);
 #if IDM_NET_STAGES
-      w->wr[i].sub_ns = ST_NOW();
+    w->grp.sub_ns = ST_NOW();
 #endif
-      submit_line(w, i);
-    }
-    return;
+    submit_group(w);
   }
-  if (!w->nwq || w->grp.busy)
-    return;
-  if (batch && w->wr[WR_SLOTS - 1].busy)
-    return; /* our fdatasync runs: its completion's turn writes the group */
-  /* With audit_preallocate, a line may be written only once the zeroer is past it
-   * (idm_audit_may_write); the rest waits for a later turn's kick. */
-  if (!idm_audit_may_write(g.audit, w->wr[w->wq[0]].end)) {
+  if (held) {
     IDM_MET_INC(&w->metrics.audit_prealloc_waits);
-    return;
+    atomic_store_explicit(&g.audit_held, true, memory_order_relaxed);
+  } else if (took) {
+    atomic_store_explicit(&g.audit_held, false, memory_order_relaxed);
   }
-  unsigned n = 1;
-  while (n < w->nwq && w->wr[w->wq[n]].off == w->wr[w->wq[n - 1]].end &&
-         idm_audit_may_write(g.audit, w->wr[w->wq[n]].end))
-    n++;
-  w->grp.busy = true;
-  w->grp.n = n;
-  w->grp.iov0 = 0;
-  w->grp.off = w->wr[w->wq[0]].off;
-  w->grp.end = w->wr[w->wq[n - 1]].end;
-  w->grp.dsync = batch && idm_audit_released_upto(g.audit) >= w->grp.off;
-  for (unsigned k = 0; k < n; k++) {
-    audit_write_t *a = &w->wr[w->wq[k]];
-    w->grp.idx[k] = w->wq[k];
-    w->grp.iov[k] = (struct iovec){.iov_base = (void *)a->rec, .iov_len = a->len};
-  }
-  w->nwq -= n;
-  memmove(w->wq, w->wq + n, w->nwq * sizeof w->wq[0]);
-  IDM_MET_INC(&w->metrics.audit_writes);
-#if IDM_NET_STAGES
-  w->grp.sub_ns = ST_NOW();
-#endif
-  submit_group(w);
 }
 
-static void submit_fsync(worker_t *w, unsigned i) {
+static void submit_fsync(worker_t *w) {
   struct io_uring_sqe *sqe = idm_ring_sqe(&w->ring);
   if (!sqe) {
-    idm_audit_synced(g.audit, w->wr[i].upto, -EIO);
-    w->wr[i].busy = false;
+    idm_audit_synced(g.audit, w->fs.upto, -EIO);
+    w->fs.busy = false;
     return;
   }
   io_uring_prep_fsync(sqe, idm_audit_fd(g.audit), IORING_FSYNC_DATASYNC);
   IDM_MET_INC(&w->metrics.audit_syncs);
 #if IDM_NET_STAGES
-  w->wr[i].sub_ns = ST_NOW();
+  w->fs.sub_ns = ST_NOW();
 #endif
-  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_FSYNC, i, 0));
+  io_uring_sqe_set_data64(sqe, idm_ud_make(IDM_OP_FSYNC, 0, 0));
 }
 
-/* Seals the gathered batch and queues its audit line (write_kick, at the end of the turn,
- * writes it with whatever else is queued). */
+/* Seals the gathered batch and queues its audit line. One thread writes it at the end of
+ * the turn (write_kick), with whatever else it sealed; several try at once, since another
+ * thread's group may be waiting for this line (a queued line behind it is not taken
+ * before it: no hole). */
 static idm_err_t seal_submit(void *ud) {
   worker_t *w = ud;
   if (!idm_batch_pending(w->batch))
@@ -997,36 +996,10 @@ static idm_err_t seal_submit(void *ud) {
 #endif
   if (!sealed.record)
     return IDM_OK;
-  unsigned i = 0;
-  while (i < IDM_BATCH_INFLIGHT_MAX && w->wr[i].busy)
-    i++;
-  if (i == IDM_BATCH_INFLIGHT_MAX || w->nwq == IDM_BATCH_INFLIGHT_MAX) {
-    /* cannot happen: one slot per batcher slot */
-    idm_audit_fail(g.audit, "no audit write slot");
-    return IDM_ERR_AUDIT_FAILED;
-  }
-  w->wr[i] = (audit_write_t){.busy = true, .rec = sealed.record, .len = sealed.record_len,
-                             .off = sealed.offset, .end = sealed.offset + sealed.record_len};
-  w->wq[w->nwq++] = i;
+  idm_audit_enqueue(g.audit, sealed.record, sealed.record_len, sealed.offset, w->index);
   if (g.nthreads > 1)
-    write_kick(w); /* a line of several threads' file leaves at once (submit_line) */
+    write_kick(w);
   return IDM_OK;
-}
-
-/* fsync batch, group commit of the syncs: one fdatasync in flight per thread, covering
- * every line written when it starts; lines written meanwhile wait for the next one. Under
- * load a sync thus releases several batches (a sync costs ~0.1 ms of CPU here, more than
- * a small batch's requests), and a batch still waits for at most two syncs. */
-static void sync_kick(worker_t *w) {
-  audit_write_t *f = &w->wr[WR_SLOTS - 1];
-  if (f->busy)
-    return; /* its completion kicks again */
-  uint64_t upto = idm_audit_written_upto(g.audit);
-  if (upto <= w->sync_upto)
-    return; /* nothing new on file (a hole before our line: its writer syncs it) */
-  w->sync_upto = upto;
-  *f = (audit_write_t){.busy = true, .upto = upto};
-  submit_fsync(w, WR_SLOTS - 1);
 }
 
 /* An audit write failed (res < 0) or made no progress (res == 0): the log is failed closed
@@ -1040,94 +1013,58 @@ static void audit_write_failed(int res) {
           NULL);
 }
 
-/* Completion of a line written alone (submit_line). */
-static void line_done(worker_t *w, struct io_uring_cqe *cqe) {
-  unsigned i = idm_ud_slot(cqe->user_data);
-  audit_write_t *a = &w->wr[i];
-  int res = cqe->res;
-  if (res == -EINTR || res == -EAGAIN) {
-    submit_line(w, i);
-    return;
-  }
-  idm_audit_written(g.audit, a->off, res < 0 ? res : (int64_t)res);
-  if (res <= 0) {
-    audit_write_failed(res);
-    a->busy = false;
-    return;
-  }
-  if ((size_t)res < a->len) { /* short write: the rest, at its offset */
-    a->rec += res;
-    a->len -= (size_t)res;
-    a->off += (uint64_t)res;
-    submit_line(w, i);
-    return;
-  }
-  ST_ADD(w, ST_WRITE, w->now_ns - a->sub_ns);
-  a->busy = false;
-  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
-    if (a->dsync) { /* everything before the line was synced when it was submitted */
-      idm_audit_synced(g.audit, a->end, 0);
-      if (a->end > w->sync_upto)
-        w->sync_upto = a->end;
-    }
-    sync_kick(w); /* plain writes of ours completed meanwhile */
-  }
+/* The group is written (or failed): give the writer's role back, wake the threads waiting
+ * for it, and — a ring write — take the next group at once. */
+static void group_done(worker_t *w, bool failed) {
+  w->grp.busy = false;
+  idm_audit_put(g.audit);
+  bool sent = group_wake(w, failed); /* before write_kick reuses w->grp */
+  if (!failed && !audit_write_inline())
+    write_kick(w);
+  if (sent) /* the wake-ups (and the next group's write) leave now */
+    io_uring_submit(&w->ring.ring);
 }
 
 static void on_audit_cqe(worker_t *w, struct io_uring_cqe *cqe) {
-  unsigned i = idm_ud_slot(cqe->user_data);
-  if (idm_ud_op(cqe->user_data) == IDM_OP_FSYNC) {
-    if (i >= WR_SLOTS)
+  if (idm_ud_op(cqe->user_data) == IDM_OP_FSYNC) { /* fsync interval */
+    if (!w->fs.busy)
       return;
-    audit_write_t *a = &w->wr[i];
-    ST_ADD(w, ST_SYNC, w->now_ns - a->sub_ns);
-    idm_audit_synced(g.audit, a->upto, cqe->res);
-    a->busy = false;
-    if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH && cqe->res >= 0)
-      sync_kick(w); /* what was written while this sync ran */
+    ST_ADD(w, ST_SYNC, w->now_ns - w->fs.sub_ns);
+    idm_audit_synced(g.audit, w->fs.upto, cqe->res);
+    w->fs.busy = false;
+    if (cqe->res < 0)
+      if (group_wake(w, true)) /* the log failed: every thread stops now */
+        io_uring_submit(&w->ring.ring);
     return;
   }
-  if (i < IDM_BATCH_INFLIGHT_MAX && w->wr[i].busy) {
-    line_done(w, cqe);
-    return;
-  }
-  if (i != WR_SLOTS || !w->grp.busy)
+  if (!w->grp.busy)
     return;
   int res = cqe->res;
   if (res == -EINTR || res == -EAGAIN) {
     submit_group(w);
     return;
   }
-  idm_audit_written(g.audit, w->grp.off, res < 0 ? res : (int64_t)res);
+  idm_audit_written(g.audit, w->grp.g.off, res < 0 ? res : (int64_t)res);
   if (res <= 0) {
     audit_write_failed(res);
-    for (unsigned k = 0; k < w->grp.n; k++)
-      w->wr[w->grp.idx[k]].busy = false;
-    w->grp.busy = false;
+    group_done(w, true);
     return;
   }
-  w->grp.off += (uint64_t)res;
-  if (w->grp.off < w->grp.end) { /* short write: the rest, at its offset */
+  w->grp.g.off += (uint64_t)res;
+  if (w->grp.g.off < w->grp.g.end) { /* short write: the rest, at its offset */
     size_t left = (size_t)res;
-    while (left >= w->grp.iov[w->grp.iov0].iov_len) /* ends before grp.end: in range */
-      left -= w->grp.iov[w->grp.iov0++].iov_len;
-    w->grp.iov[w->grp.iov0].iov_base = (char *)w->grp.iov[w->grp.iov0].iov_base + left;
-    w->grp.iov[w->grp.iov0].iov_len -= left;
+    while (left >= w->grp.g.iov[w->grp.iov0].iov_len) /* ends before g.end: in range */
+      left -= w->grp.g.iov[w->grp.iov0++].iov_len;
+    w->grp.g.iov[w->grp.iov0].iov_base = (char *)w->grp.g.iov[w->grp.iov0].iov_base + left;
+    w->grp.g.iov[w->grp.iov0].iov_len -= left;
     submit_group(w);
     return;
   }
   ST_ADD(w, ST_WRITE, w->now_ns - w->grp.sub_ns);
-  for (unsigned k = 0; k < w->grp.n; k++)
-    w->wr[w->grp.idx[k]].busy = false;
-  w->grp.busy = false;
-  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH) {
-    if (w->grp.dsync) { /* everything before the group was synced when it was submitted */
-      idm_audit_synced(g.audit, w->grp.end, 0);
-      if (w->grp.end > w->sync_upto)
-        w->sync_upto = w->grp.end;
-    }
-    sync_kick(w); /* a plain group, or other threads' lines written meanwhile */
-  }
+  /* fsync batch: written with RWF_DSYNC after every byte before it was synced. */
+  if (idm_audit_options(g.audit)->fsync == IDM_AUDIT_FSYNC_BATCH)
+    idm_audit_synced(g.audit, w->grp.g.end, 0);
+  group_done(w, false);
 }
 
 /* ---- HTTP/2 ---------------------------------------------------------------------- */
@@ -1604,12 +1541,17 @@ static void *worker_main(void *arg) {
     if (!w->draining && atomic_load(&g.stop))
       start_drain(w);
     if (w->draining && w->nopen == 0 && w->npend == 0 &&
-        (!w->batch || idm_batch_inflight(w->batch) == 0))
+        (!w->batch || idm_batch_inflight(w->batch) == 0) && !w->grp.busy && !w->fs.busy)
       break;
-    /* While batches wait for their audit line, poll at 1 ms: another thread's earlier
-     * record may be what holds ours back, and its write completes on its own ring. */
+    /* While batches wait for their audit line, another thread may be writing it: its
+     * writer wakes us with a ring message when it is done (group_wake), so we wait at most
+     * IDM_NET_AUDIT_POLL_MS (a backstop: a log failed by the preallocation zeroer wakes
+     * no one). Without ring messages, or while a line is held for the zeroer, poll at 1 ms. */
     bool inflight = w->batch && idm_batch_inflight(w->batch);
-    struct __kernel_timespec ts = {0, inflight ? 1000000LL : IDM_NET_TICK_MS * 1000000LL};
+    long long poll_ns = !g.msg_ring || atomic_load_explicit(&g.audit_held, memory_order_relaxed)
+                            ? 1000000LL
+                            : IDM_NET_AUDIT_POLL_MS * 1000000LL;
+    struct __kernel_timespec ts = {0, inflight ? poll_ns : IDM_NET_TICK_MS * 1000000LL};
     if (w->batch && idm_batch_pending(w->batch)) { /* a lingering batch: wake to seal it */
       int64_t gap = audit_idle(w) ? seal_gap_idle_ns(w) : IDM_NET_SEAL_GAP_US * 1000LL;
       int64_t left = w->last_seal_ns + gap - idm_clock_mono_ns();
@@ -1658,6 +1600,7 @@ static void *worker_main(void *arg) {
       case IDM_OP_SEND: on_send(w, cqe); break;
       case IDM_OP_WRITE:
       case IDM_OP_FSYNC: on_audit_cqe(w, cqe); w->audit_cqes++; break;
+      case IDM_OP_WAKE: w->audit_cqes++; break; /* another thread's write released ours */
       case IDM_OP_HASHED: on_hashed(w, cqe); break;
       default: break;
       }
@@ -1700,9 +1643,9 @@ static void *worker_main(void *arg) {
       if (idm_batch_pending(w->batch) && seal_due(w))
         seal_submit(w);
       uint64_t upto;
-      if (g.audit && idm_audit_fsync_due(g.audit, w->now_ns, &upto) && !w->wr[WR_SLOTS - 1].busy) {
-        w->wr[WR_SLOTS - 1] = (audit_write_t){.busy = true, .upto = upto};
-        submit_fsync(w, WR_SLOTS - 1);
+      if (g.audit && !w->fs.busy && idm_audit_fsync_due(g.audit, w->now_ns, &upto)) {
+        w->fs = (audit_sync_t){.busy = true, .upto = upto};
+        submit_fsync(w);
       }
       idm_batch_complete(w->batch, on_done, w);
       if (g.audit)
@@ -2237,6 +2180,9 @@ int idm_server_run(const idm_server_opts_t *o) {
     w->ex.seal = seal_submit;
     w->ex.seal_ud = w;
   }
+  g.msg_ring = true; /* a thread wakes another only if every ring takes messages */
+  for (unsigned i = 0; i < n; i++)
+    g.msg_ring = g.msg_ring && g.workers[i].ring.msg_ring;
   char line[256];
   idm_ring_describe(&g.workers[0].ring, line, sizeof line);
   idm_log("info", "io_uring", "msg", line, NULL);

@@ -454,6 +454,72 @@ Test(batch, async_completion_waits_for_every_earlier_byte) {
   cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
 }
 
+/* The server's write queue (group commit across threads): lines are taken in file order
+ * only — a line queued behind one not yet queued waits for it (no hole) — by one writer
+ * at a time, as one group, and each group under fsync batch ends synced. */
+Test(batch, write_queue_takes_lines_in_file_order_one_writer_at_a_time) {
+  idm_audit_opts_t ao = {.fsync = IDM_AUDIT_FSYNC_BATCH};
+  idm_audit_log_t *log = idm_audit_open(logpath, &ao, NULL);
+  cr_assert_not_null(log);
+  idm_batch_opts_t o = {.key = ed, .items_max = 2, .log = log, .iss = ISS, .clk = &clk};
+  idm_batch_t *b;
+  cr_assert_eq(idm_batch_new(&b, &o, NULL), IDM_OK);
+  tok_t t[4] = {0};
+  idm_batch_sealed_t s[4];
+  idm_why_t why = {{0}};
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(add_tok(b, &t[i], i, IDM_PROFILE_BATCH, NULL), IDM_OK);
+    cr_assert_eq(idm_batch_seal(b, &s[i], &why), IDM_OK, "%s", why.text);
+  }
+  static idm_audit_group_t grp;
+  bool held;
+  cr_assert_not(idm_audit_write_busy(log));
+  /* lines 1 and 2 are queued (by other threads), line 0 is not yet: nothing is taken */
+  idm_audit_enqueue(log, s[2].record, s[2].record_len, s[2].offset, 2);
+  idm_audit_enqueue(log, s[1].record, s[1].record_len, s[1].offset, 1);
+  cr_assert(idm_audit_write_busy(log));
+  cr_assert_not(idm_audit_take(log, &grp, &held));
+  cr_assert_not(held);
+  /* line 0 comes: one group of 0, 1, 2 in file order */
+  idm_audit_enqueue(log, s[0].record, s[0].record_len, s[0].offset, 7);
+  cr_assert(idm_audit_take(log, &grp, &held));
+  cr_assert_eq(grp.n, 3);
+  cr_assert_eq(grp.off, s[0].offset);
+  cr_assert_eq(grp.end, s[2].offset + s[2].record_len);
+  cr_assert_eq(grp.owner[0], 7);
+  cr_assert_eq(grp.owner[1], 1);
+  cr_assert_eq(grp.owner[2], 2);
+  cr_assert_eq(grp.iov[1].iov_base, (void *)s[1].record);
+  /* line 3 is queued while the group is written: a second writer is refused */
+  idm_audit_enqueue(log, s[3].record, s[3].record_len, s[3].offset, 3);
+  cr_assert_not(idm_audit_take(log, &grp, &held));
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 0);
+  ssize_t n = pwritev(idm_audit_fd(log), grp.iov, (int)grp.n, (off_t)grp.off);
+  cr_assert_eq(n, (ssize_t)(grp.end - grp.off));
+  idm_audit_written(log, grp.off, n);
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 0); /* written, not yet synced */
+  idm_audit_synced(log, grp.end, 0);
+  idm_audit_put(log);
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 3);
+  /* the next writer takes line 3 */
+  cr_assert(idm_audit_take(log, &grp, &held));
+  cr_assert_eq(grp.n, 1);
+  cr_assert_eq(grp.off, s[3].offset);
+  n = pwritev(idm_audit_fd(log), grp.iov, (int)grp.n, (off_t)grp.off);
+  cr_assert_eq(n, (ssize_t)s[3].record_len);
+  idm_audit_written(log, grp.off, n);
+  idm_audit_synced(log, grp.end, 0);
+  idm_audit_put(log);
+  cr_assert_not(idm_audit_write_busy(log));
+  cr_assert_not(idm_audit_take(log, &grp, &held));
+  cr_assert_eq(idm_batch_complete(b, on_done, NULL), 1);
+  idm_batch_free(b);
+  idm_audit_close(log);
+  char reason[256];
+  idm_err_t err;
+  cr_assert_eq(verify_log(&err, reason), 0, "%s", reason);
+}
+
 Test(batch, busy_when_every_slot_awaits_its_write) {
   idm_audit_log_t *log = idm_audit_open(logpath, NULL, NULL);
   idm_batch_opts_t o = {.key = ed, .items_max = 1, .log = log, .iss = ISS, .clk = &clk};

@@ -38,9 +38,14 @@ if s.get("2xx", 0) == 0 or any(v for k, v in s.items() if k != "2xx") or e:
 PY
 }
 
-# 1. light load: two streams on one connection (one thread)
-load light -c 1 -m 2 -D 1
-idle=$(seals idle) gap=$(seals gap) single=$(seals single)
+# 1. light load: two streams on one connection (one thread). The seal gap scales with the
+# thread's utilization, which a machine busy with other work raises (a thread waiting for a
+# CPU counts as busy): up to 5 rounds.
+for round in 1 2 3 4 5; do
+  load light -c 1 -m 2 -D 1
+  idle=$(seals idle) gap=$(seals gap) single=$(seals single)
+  [ "${idle:-0}" -gt 0 ] && break
+done
 [ "${idle:-0}" -gt 0 ] || fail "light load: no batch sealed on an idle audit log (idle=$idle gap=$gap single=$single)"
 ok "light load: $idle batches sealed as soon as the audit log was idle ($gap after the seal gap, $single single)"
 
