@@ -1,6 +1,7 @@
 /* Fuzz target: a whole HTTP/2 server connection without a network — nghttp2 plus our
  * callbacks (request collection, limits, responses) fed arbitrary bytes in arbitrary
- * pieces. Properties: no crash or sanitizer report; the connection's pool budget holds;
+ * pieces. Properties: no crash or sanitizer report; the header values a handler gets hold
+ * no control byte but HTAB (net/http.h); the connection's pool budget holds;
  * freeing the session returns every byte to the pool (no leak on any path). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,8 +12,21 @@
 
 static idm_pool_t pool;
 
+/* The guarantee of net/http.h the handlers rely on: no control byte but HTAB in a value. */
+static void check_values(const idm_http_req_t *req) {
+  const idm_view_t *v[] = {&req->content_type, &req->authorization, &req->subject_token,
+                           &req->target, &req->scope, &req->forwarded_for, &req->posture};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+    for (uint32_t k = 0; v[i]->ptr && k < v[i]->len; k++) {
+      uint8_t c = (uint8_t)v[i]->ptr[k];
+      if ((c < 0x20 && c != '\t') || c == 0x7f)
+        abort();
+    }
+}
+
 static void handler(void *ud, idm_h2_t *h2, int32_t id, idm_http_req_t *req) {
   (void)ud;
+  check_values(req);
   idm_http_resp_t r = {.status = req->path.len == 1 ? 404 : 200,
                        .content_type = "text/plain",
                        .body = (const char *)req->body,

@@ -1,7 +1,8 @@
 /* Fuzz target: the HTTP/1.1 request parser. Properties: it never reads past the input,
  * consumes no more than it was given, and agrees with itself — a request it accepts
  * parses identically from exactly its own bytes, and every shorter prefix of it is
- * "incomplete", never accepted and never an error. */
+ * "incomplete", never accepted and never an error; and no accepted header value holds a
+ * control byte other than HTAB (the guarantee of net/http.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (a.consumed == 0 || a.consumed > size || a.body_len > lim.body_max ||
       a.header_count > lim.headers_max)
     abort();
+  for (uint32_t i = 0; i < a.header_count; i++)
+    for (uint32_t k = 0; k < a.headers[i].value_len; k++) {
+      uint8_t c = (uint8_t)a.headers[i].value[k];
+      if ((c < 0x20 && c != '\t') || c == 0x7f)
+        abort(); /* net/http.h: no control byte but HTAB in a value */
+    }
   /* Exactly its own bytes: same framing. */
   uint8_t *copy = malloc(a.consumed);
   memcpy(copy, data, a.consumed);
